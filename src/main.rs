@@ -1,1 +1,98 @@
-fn main(){}
+//! The `gene-api` binary: parse the command line, read settings, run.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gene_api::app::{cancel_on_signals, healthcheck, Application, Mode};
+use gene_api::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+/// The HGNC gene data set over HTTP, with Redis and a Redis Streams job pipeline.
+///
+/// Settings come from config/default.toml, config/$APP_ENV.toml and the
+/// environment: REDIS_IP (required), REDIS_PORT, REDIS_PASSWORD and
+/// GENE_API__<SECTION>__<KEY> (e.g. GENE_API__HTTP__PORT=5000). See README.md.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// HTTP API and stream workers in one process (the default).
+    Serve,
+    /// HTTP API only: publishes jobs to the stream and serves reads. Scale it for traffic.
+    Api,
+    /// Stream workers only, with /health and /ready on GENE_API__WORKERS__HEALTH_PORT
+    /// (default 5001). Scale it for job throughput.
+    Worker,
+    /// Exit 0 if a gene-api on this host answers GET /health (for container HEALTHCHECKs).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mode = match cli.mode.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => Mode::Serve,
+        Cmd::Api => Mode::Api,
+        Cmd::Worker => Mode::Worker,
+        Cmd::Healthcheck => return run_healthcheck(),
+    };
+    gene_api::telemetry::init("info");
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gene-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gene-api: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match Application::build(settings, mode).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("gene-api: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        match app.run(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gene-api: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn run_healthcheck() -> ExitCode {
+    let port = |var: &str, default: u16| {
+        std::env::var(var)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default)
+    };
+    let ports = [
+        port("GENE_API__HTTP__PORT", 5000),
+        port("GENE_API__WORKERS__HEALTH_PORT", 5001),
+    ];
+    if healthcheck(&ports) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("gene-api healthcheck: nothing answered /health on ports {ports:?}");
+        ExitCode::FAILURE
+    }
+}

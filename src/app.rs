@@ -1,0 +1,194 @@
+//! Assembling and running the process: HTTP ingress, stream workers, or both.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Worker};
+use crate::routes::{self, AppState};
+use crate::store::Store;
+
+/// Which half (or both) of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP ingress and workers in one process.
+    Serve,
+    /// HTTP ingress only: publishes jobs, serves reads.
+    Api,
+    /// Consumers only, plus a small health server for probes.
+    Worker,
+}
+
+impl Mode {
+    fn runs_workers(self) -> bool {
+        matches!(self, Mode::Serve | Mode::Worker)
+    }
+}
+
+/// A built process: listener bound, connections configured, nothing running yet.
+pub struct Application {
+    mode: Mode,
+    pipeline: Pipeline,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Binds the HTTP listener (the API, or the probe server in worker mode).
+    /// Port 0 picks a free port; [`Application::addr`] tells which.
+    pub async fn build(settings: Settings, mode: Mode) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = Store::new(&settings.redis).context("invalid Redis settings")?;
+        let pipeline = Pipeline::new(store, settings.clone());
+        let bind = match mode {
+            Mode::Worker => settings.worker_health_addr(),
+            _ => settings.http_addr(),
+        };
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            mode,
+            pipeline,
+            listener,
+            addr,
+        })
+    }
+
+    /// Where the HTTP server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The pipeline this process uses (tests drive it directly).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops taking new connections and
+    /// stream entries and gives the jobs in hand `shutdown.grace_secs` to finish.
+    /// What cannot finish stays pending in Redis for another consumer.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            mode,
+            pipeline,
+            listener,
+            addr,
+        } = self;
+        let settings = pipeline.settings.clone();
+        if let Err(e) = pipeline.ensure_group().await {
+            // Not fatal: Redis may come up later; workers recreate the group.
+            tracing::warn!(error = %e, "could not create the consumer group yet");
+        }
+
+        let mut tasks = JoinSet::new();
+        let state = AppState {
+            pipeline: pipeline.clone(),
+        };
+        let stop = shutdown.clone();
+        let graceful = async move { stop.cancelled().await };
+        match mode {
+            Mode::Worker => {
+                let server = warp::serve(routes::probes(state))
+                    .incoming(listener)
+                    .graceful(graceful);
+                tasks.spawn(server.run());
+            }
+            Mode::Serve | Mode::Api => {
+                let server = warp::serve(routes::api(state))
+                    .incoming(listener)
+                    .graceful(graceful);
+                tasks.spawn(server.run());
+            }
+        }
+        tracing::info!(%addr, ?mode, "listening");
+
+        if mode.runs_workers() {
+            for i in 0..settings.workers.concurrency {
+                let worker = Worker::new(pipeline.clone(), consumer_name("worker", i));
+                tasks.spawn(worker.run(shutdown.clone()));
+            }
+            let reclaimer = Reclaimer::new(pipeline.clone(), consumer_name("reclaimer", 0));
+            tasks.spawn(reclaimer.run(shutdown.clone()));
+        }
+
+        // Every task runs until the token is cancelled; one ending early is a bug,
+        // so it stops the rest too.
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tasks.join_next() => {
+                tracing::error!("a service task stopped unexpectedly; shutting down");
+                shutdown.cancel();
+            }
+        }
+        let grace = Duration::from_secs(settings.shutdown.grace_secs);
+        tracing::info!(?grace, "shutting down: finishing jobs in hand");
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                "grace period over: {} task(s) aborted; their jobs stay pending for another consumer",
+                tasks.len()
+            );
+            tasks.shutdown().await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => tracing::info!("Ctrl-C received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        token.cancel();
+    });
+}
+
+/// `gene-api healthcheck`: exit status for a container HEALTHCHECK, with no curl
+/// in the image. Succeeds when `/health` on any of `ports` on localhost answers 200.
+pub fn healthcheck(ports: &[u16]) -> bool {
+    use std::io::{Read, Write};
+    ports.iter().any(|port| {
+        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        if s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    })
+}

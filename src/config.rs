@@ -1,0 +1,333 @@
+//! Typed settings, layered: `config/default.toml` (compiled in) -> optional
+//! `config/$APP_ENV.toml` -> `GENE_API__SECTION__KEY` environment variables,
+//! plus the deployment-facing `REDIS_IP`, `REDIS_PORT` and `REDIS_PASSWORD`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything the service can be told.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub http: HttpSettings,
+    pub data: DataSettings,
+    pub workers: WorkerSettings,
+    pub pipeline: PipelineSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// From `REDIS_IP`; required.
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    pub key_prefix: String,
+    pub response_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub max_wait_secs: u64,
+    pub jobs_list_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DataSettings {
+    pub source: String,
+    pub max_bytes: u64,
+    pub fetch_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub health_host: IpAddr,
+    pub health_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PipelineSettings {
+    pub block_ms: u64,
+    pub reclaim_after_ms: u64,
+    pub reclaim_interval_ms: u64,
+    pub max_attempts: u32,
+    pub transient_retries: u32,
+    pub retry_backoff_ms: u64,
+    pub job_ttl_secs: u64,
+    pub stream_max_len: u64,
+    pub jobs_index_max: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownSettings {
+    pub grace_secs: u64,
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Why the settings could not be built. Each message tells the operator what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "REDIS_IP is not set: gene-api needs the Redis host. Set it in the environment, \
+         e.g. `REDIS_IP=127.0.0.1 gene-api` (docker-compose: `REDIS_IP=redis`, \
+         Kubernetes: the Redis Service name)"
+    )]
+    MissingRedisIp,
+    #[error("REDIS_PORT must be a port number (1-65535), got {0:?}")]
+    BadRedisPort(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Settings {
+    /// Settings from this process's environment and `./config` (or `$GENE_API_CONFIG_DIR`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let dir = env
+            .get("GENE_API_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load(&env, &dir)
+    }
+
+    /// Settings from an explicit environment map and config folder (what tests call).
+    pub fn load(env: &HashMap<String, String>, config_dir: &Path) -> Result<Self, ConfigError> {
+        let redis_ip = env
+            .get("REDIS_IP")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::MissingRedisIp)?;
+
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(app_env) = env.get("APP_ENV").filter(|s| !s.is_empty()) {
+            builder = builder.add_source(
+                config::File::from(config_dir.join(format!("{app_env}.toml"))).required(false),
+            );
+        }
+        let env_source: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("GENE_API__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder
+            .add_source(
+                config::Environment::with_prefix("GENE_API")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env_source)),
+            )
+            .set_override("redis.host", redis_ip)?;
+        if let Some(port) = env.get("REDIS_PORT").filter(|s| !s.is_empty()) {
+            let port: u16 = port
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| ConfigError::BadRedisPort(port.clone()))?;
+            builder = builder.set_override("redis.port", port)?;
+        }
+        if let Some(password) = env.get("REDIS_PASSWORD").filter(|s| !s.is_empty()) {
+            builder = builder.set_override("redis.password", password.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let rule = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Rule(msg.to_string()))
+            }
+        };
+        rule(
+            self.workers.concurrency >= 1,
+            "workers.concurrency must be at least 1",
+        )?;
+        rule(
+            self.pipeline.max_attempts >= 1,
+            "pipeline.max_attempts must be at least 1",
+        )?;
+        rule(
+            self.pipeline.block_ms >= 1,
+            "pipeline.block_ms must be at least 1",
+        )?;
+        rule(
+            self.pipeline.reclaim_after_ms >= 100,
+            "pipeline.reclaim_after_ms must be at least 100",
+        )?;
+        rule(
+            !self.redis.key_prefix.is_empty() && !self.redis.key_prefix.contains(' '),
+            "redis.key_prefix must be a non-empty word",
+        )?;
+        rule(
+            !self.data.source.trim().is_empty(),
+            "data.source (GENE_API__DATA__SOURCE) must name a URL or a file",
+        )?;
+        Ok(())
+    }
+
+    /// Where the HTTP ingress listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.http.host, self.http.port)
+    }
+
+    /// Where `gene-api worker` answers health probes.
+    pub fn worker_health_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.workers.health_host, self.workers.health_port)
+    }
+}
+
+impl PipelineSettings {
+    pub fn block(&self) -> Duration {
+        Duration::from_millis(self.block_ms)
+    }
+    pub fn reclaim_after(&self) -> Duration {
+        Duration::from_millis(self.reclaim_after_ms)
+    }
+    pub fn reclaim_interval(&self) -> Duration {
+        Duration::from_millis(self.reclaim_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn no_dir() -> PathBuf {
+        PathBuf::from("/nonexistent-gene-api-config")
+    }
+
+    #[test]
+    fn missing_redis_ip_names_the_variable_and_how_to_set_it() {
+        for e in [env(&[]), env(&[("REDIS_IP", "  ")])] {
+            let err = Settings::load(&e, &no_dir()).unwrap_err();
+            assert!(matches!(err, ConfigError::MissingRedisIp));
+            let msg = err.to_string();
+            assert!(msg.contains("REDIS_IP") && msg.contains("REDIS_IP=127.0.0.1"));
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_default_toml() {
+        let s = Settings::load(&env(&[("REDIS_IP", "10.1.2.3")]), &no_dir()).unwrap();
+        assert_eq!(s.redis.host, "10.1.2.3");
+        assert_eq!(s.redis.port, 6379);
+        assert!(s.redis.password.is_none());
+        assert_eq!(s.http.port, 5000);
+        assert_eq!(s.http_addr().to_string(), "0.0.0.0:5000");
+        assert!(s.data.source.starts_with("https://"));
+        assert_eq!(s.pipeline.max_attempts, 3);
+        assert_eq!(s.shutdown.grace_secs, 25);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load(
+            &env(&[
+                ("REDIS_IP", "redis"),
+                ("REDIS_PORT", "6380"),
+                ("REDIS_PASSWORD", "hunter2"),
+                ("GENE_API__HTTP__PORT", "8080"),
+                ("GENE_API__DATA__SOURCE", "/data/hgnc.json"),
+                ("GENE_API__WORKERS__CONCURRENCY", "7"),
+                ("GENE_API__PIPELINE__RECLAIM_AFTER_MS", "1500"),
+            ]),
+            &no_dir(),
+        )
+        .unwrap();
+        assert_eq!(s.redis.port, 6380);
+        assert_eq!(s.redis.password.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(s.http.port, 8080);
+        assert_eq!(s.data.source, "/data/hgnc.json");
+        assert_eq!(s.workers.concurrency, 7);
+        assert_eq!(s.pipeline.reclaim_after_ms, 1500);
+        assert!(!format!("{s:?}").contains("hunter2"), "password leaked");
+    }
+
+    #[test]
+    fn app_env_file_layers_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("staging.toml"),
+            "[http]\nport = 7000\njobs_list_limit = 5\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            &env(&[
+                ("REDIS_IP", "r"),
+                ("APP_ENV", "staging"),
+                ("GENE_API__HTTP__PORT", "7001"),
+            ]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.http.jobs_list_limit, 5);
+        assert_eq!(s.http.port, 7001);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Settings::load(
+            &env(&[("REDIS_IP", "r"), ("REDIS_PORT", "sixty")]),
+            &no_dir(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+        let err = Settings::load(
+            &env(&[("REDIS_IP", "r"), ("GENE_API__HTTP__PORT", "99999")]),
+            &no_dir(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        let err = Settings::load(
+            &env(&[("REDIS_IP", "r"), ("GENE_API__WORKERS__CONCURRENCY", "0")]),
+            &no_dir(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+}

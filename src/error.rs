@@ -1,0 +1,183 @@
+//! The one error type of the HTTP edge and its mapping to JSON.
+//!
+//! Every error answer is `{"error": "<code>", "message": "<what to do>"}` with
+//! the status below; warp's own rejections (unknown route, wrong method, body
+//! too large, malformed JSON) are mapped here too, in [`recover`].
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed; the message says what is allowed.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 404: nothing at that id, or no data loaded yet.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// 409: the request conflicts with the current state (e.g. no data to plot).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 422: a job the client waited for (`Prefer: wait`) failed.
+    #[error("{message}")]
+    JobFailed {
+        message: String,
+        job: Box<crate::jobs::Job>,
+    },
+    /// 405: the route exists but not with that method.
+    #[error("this route does not take that method; see the API table in the README")]
+    MethodNotAllowed,
+    /// 413: the body is over the route's limit.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 415: a body that is not JSON where JSON is expected.
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// 503: Redis is unreachable; retrying later will help.
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(redis::RedisError),
+    /// 500: a bug or an unexpected Redis reply; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<&'a crate::jobs::Job>,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn no_data() -> Self {
+        Self::not_found(
+            "no_data",
+            "no gene data is loaded: POST /data first, then poll the job it returns",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        if crate::pipeline::redis_is_transient(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (code, message, job) = match &self {
+            Self::BadRequest { code, message }
+            | Self::NotFound { code, message }
+            | Self::Conflict { code, message } => (*code, message.clone(), None),
+            Self::JobFailed { message, job } => ("job_failed", message.clone(), Some(&**job)),
+            Self::MethodNotAllowed => ("method_not_allowed", self.to_string(), None),
+            Self::PayloadTooLarge => ("payload_too_large", self.to_string(), None),
+            Self::UnsupportedMediaType => ("unsupported_media_type", self.to_string(), None),
+            Self::Unavailable(e) => {
+                tracing::warn!(error = %e, "Redis unavailable");
+                (
+                    "unavailable",
+                    "the database is unavailable; retry in a few seconds".to_string(),
+                    None,
+                )
+            }
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    "internal",
+                    "something went wrong on our side; it has been logged".to_string(),
+                    None,
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: code,
+            message: &message,
+            job,
+        };
+        let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert("retry-after", warp::http::HeaderValue::from_static("2"));
+        }
+        resp
+    }
+}
+
+/// Turns every rejection (warp's own included) into the JSON error shape.
+pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    use warp::reject;
+    let err = if rejection.is_not_found() {
+        ApiError::not_found(
+            "not_found",
+            "no such route; the routes are /data, /genes, /genes/<hgnc_id>, /jobs, /jobs/<id>, \
+             /image, /image/<job_id>, /health and /ready",
+        )
+    } else if let Some(e) = rejection.find::<ApiError>() {
+        // Filters that parse input reject with an ApiError; rebuild it (it isn't Clone).
+        match e {
+            ApiError::BadRequest { code, message } => ApiError::bad_request(code, message.clone()),
+            ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
+            other => ApiError::Internal(other.to_string()),
+        }
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge
+    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
+    } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {
+        ApiError::bad_request("bad_query", format!("the query string is malformed: {e}"))
+    } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {
+        ApiError::bad_request("bad_header", e.to_string())
+    } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
+        ApiError::UnsupportedMediaType
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(err.into_response())
+}
+
+impl warp::reject::Reject for ApiError {}

@@ -1,0 +1,97 @@
+//! PNG images in db 1: `<p>:image:<job id>` holds the bytes, `<p>:images`
+//! orders the ids by creation time (for "the most recent image").
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+use uuid::Uuid;
+
+use crate::store::Keys;
+
+/// Stores a plot job's image. Idempotent: a rerun overwrites the same key.
+pub async fn store(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    job_id: &Uuid,
+    png: Vec<u8>,
+) -> RedisResult<()> {
+    let score = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    redis::pipe()
+        .atomic()
+        .set(keys.image(job_id), png)
+        .ignore()
+        .zadd(keys.images_index(), job_id.to_string(), score)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+/// One job's image.
+pub async fn get(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    job_id: &Uuid,
+) -> RedisResult<Option<Bytes>> {
+    let v: Option<Vec<u8>> = conn.get(keys.image(job_id)).await?;
+    Ok(v.map(Bytes::from))
+}
+
+/// The most recent image and its job id, in one round trip.
+pub async fn latest(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> RedisResult<Option<(String, Bytes)>> {
+    let reply: Option<(String, Vec<u8>)> = Script::new(
+        "local ids = redis.call('ZREVRANGE', KEYS[1], 0, 0)
+         if #ids == 0 then return false end
+         local png = redis.call('GET', ARGV[1] .. ids[1])
+         if not png then return false end
+         return {ids[1], png}",
+    )
+    .key(keys.images_index())
+    .arg(image_key_prefix(keys))
+    .invoke_async(conn)
+    .await?;
+    Ok(reply.map(|(id, png)| (id, Bytes::from(png))))
+}
+
+/// Removes one image; true when it existed.
+pub async fn delete(conn: &mut ConnectionManager, keys: &Keys, job_id: &Uuid) -> RedisResult<bool> {
+    let (removed, _): (u64, u64) = redis::pipe()
+        .atomic()
+        .del(keys.image(job_id))
+        .zrem(keys.images_index(), job_id.to_string())
+        .query_async(conn)
+        .await?;
+    Ok(removed > 0)
+}
+
+/// Removes every image; returns how many there were.
+pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> RedisResult<u64> {
+    Script::new(
+        "local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+         local n = 0
+         for i = 1, #ids, 500 do
+           local batch = {}
+           for j = i, math.min(i + 499, #ids) do batch[#batch + 1] = ARGV[1] .. ids[j] end
+           n = n + redis.call('UNLINK', unpack(batch))
+         end
+         redis.call('DEL', KEYS[1])
+         return n",
+    )
+    .key(keys.images_index())
+    .arg(image_key_prefix(keys))
+    .invoke_async(conn)
+    .await
+}
+
+fn image_key_prefix(keys: &Keys) -> String {
+    let nil = Uuid::nil();
+    let full = keys.image(&nil);
+    full[..full.len() - nil.to_string().len()].to_string()
+}

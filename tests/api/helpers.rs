@@ -1,0 +1,285 @@
+//! Test harness: a `redis-server` of each test's own on a free port, and the real
+//! application on port 0, called over the loopback.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gene_api::app::{Application, Mode};
+use gene_api::config::Settings;
+use gene_api::pipeline::{Pipeline, Worker};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/hgnc_sample.json");
+
+/// Logs only with TEST_LOG=1.
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            gene_api::telemetry::init("info,gene_api=debug");
+        }
+    });
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A real redis-server, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        for _ in 0..5 {
+            let mut s = RedisServer {
+                port: free_port(),
+                child: None,
+                dir: tempfile::tempdir().expect("tempdir"),
+            };
+            if s.spawn(false) {
+                return s;
+            }
+        }
+        panic!("could not start redis-server (is it installed? scripts/test installs it)");
+    }
+
+    /// Starts (or restarts) the server on the same port and data directory.
+    /// With `persist`, appendonly is on so a restart keeps the data.
+    pub fn spawn(&mut self, persist: bool) -> bool {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                if persist { "yes" } else { "no" },
+                "--dir",
+                self.dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn ping(&self) -> bool {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    /// Kills the server at once (SIGKILL): no clean shutdown, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A plain connection to one database, for looking behind the API.
+    pub fn conn(&self, db: i64) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/{db}", self.port))
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Settings for a test: this Redis, port 0, fast pipeline timings.
+pub fn test_env(redis_port: u16, source: &Path) -> HashMap<String, String> {
+    [
+        ("REDIS_IP", "127.0.0.1".to_string()),
+        ("REDIS_PORT", redis_port.to_string()),
+        ("GENE_API__HTTP__HOST", "127.0.0.1".into()),
+        ("GENE_API__HTTP__PORT", "0".into()),
+        ("GENE_API__WORKERS__HEALTH_HOST", "127.0.0.1".into()),
+        ("GENE_API__WORKERS__HEALTH_PORT", "0".into()),
+        ("GENE_API__DATA__SOURCE", source.display().to_string()),
+        ("GENE_API__PIPELINE__BLOCK_MS", "100".into()),
+        ("GENE_API__PIPELINE__RECLAIM_AFTER_MS", "1000".into()),
+        ("GENE_API__PIPELINE__RECLAIM_INTERVAL_MS", "200".into()),
+        ("GENE_API__PIPELINE__RETRY_BACKOFF_MS", "50".into()),
+        ("GENE_API__REDIS__RESPONSE_TIMEOUT_MS", "2000".into()),
+        ("GENE_API__REDIS__CONNECT_TIMEOUT_MS", "300".into()),
+        ("GENE_API__SHUTDOWN__GRACE_SECS", "5".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+pub fn settings(env: &HashMap<String, String>) -> Settings {
+    Settings::load(env, Path::new("/nonexistent")).expect("test settings")
+}
+
+/// The running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: String,
+    pub redis: RedisServer,
+    pub pipeline: Pipeline,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Ingress and workers in one process, loading from the shipped sample.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Mode::Serve, Path::new(SAMPLE), &[]).await
+}
+
+pub async fn spawn_app_with(mode: Mode, source: &Path, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("redis start");
+    let mut env = test_env(redis.port, source);
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    start(redis, mode, env).await
+}
+
+async fn start(redis: RedisServer, mode: Mode, env: HashMap<String, String>) -> TestApp {
+    let app = Application::build(settings(&env), mode)
+        .await
+        .expect("build app");
+    let addr = format!("http://{}", app.addr());
+    let pipeline = app.pipeline().clone();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        addr,
+        redis,
+        pipeline,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        shutdown,
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// A worker of the same group that the test drives step by step.
+    pub fn manual_worker(&self, name: &str) -> Worker {
+        Worker::new(self.pipeline.clone(), name.to_string())
+    }
+
+    /// Polls a job until it is done or failed (10 s at most) and returns it.
+    pub async fn wait_job(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let job: Value = self.get(&format!("/jobs/{id}")).await.json().await.unwrap();
+            let status = job["status"].as_str().unwrap_or("").to_string();
+            if status == "done" || status == "failed" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} stuck: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// POST /data and wait until the load is finished.
+    pub async fn load(&self) -> Value {
+        let r = self.post("/data").await;
+        assert_eq!(r.status(), 202);
+        let job: Value = r.json().await.unwrap();
+        self.wait_job(job["id"].as_str().unwrap()).await
+    }
+
+    /// Stops the application as SIGTERM would, and waits for it.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("app task").expect("app run");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts a JSON error answer: status, `error` code, and a message containing `needle`.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str, needle: &str) {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "errors are JSON"
+    );
+    let body: Value = resp.json().await.expect("JSON error body");
+    assert_eq!(body["error"], code, "{body}");
+    let msg = body["message"].as_str().expect("message");
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} should contain {needle:?}"
+    );
+}
+
+/// The sample's docs, parsed, for comparing with what the API returns.
+pub fn sample_docs() -> Vec<Value> {
+    let v: Value = serde_json::from_slice(&std::fs::read(SAMPLE).unwrap()).unwrap();
+    v["response"]["docs"].as_array().unwrap().clone()
+}
