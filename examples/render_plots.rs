@@ -74,8 +74,7 @@ fn main() -> anyhow::Result<()> {
         build_time
     );
 
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let size = ImageSize::default();
     for kind in PlotKind::ALL {
         let mut times = Vec::with_capacity(RUNS);

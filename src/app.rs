@@ -121,13 +121,20 @@ impl Application {
 
         // Every task runs until the token is cancelled; one ending early is a bug,
         // so it stops the rest too.
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
+        let unexpected = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => false,
             _ = tasks.join_next() => {
-                tracing::error!("a service task stopped unexpectedly; shutting down");
-                shutdown.cancel();
+                // The HTTP server ends on its own once the token is cancelled; that
+                // race is a normal stop, anything else is not.
+                let unexpected = !shutdown.is_cancelled();
+                if unexpected {
+                    tracing::error!("a service task stopped unexpectedly; shutting down");
+                    shutdown.cancel();
+                }
+                unexpected
             }
-        }
+        };
         let grace = Duration::from_secs(settings.shutdown.grace_secs);
         tracing::info!(?grace, "shutting down: finishing jobs in hand");
         let drained =
@@ -140,37 +147,36 @@ impl Application {
             tasks.shutdown().await;
         }
         tracing::info!("stopped");
+        if unexpected {
+            anyhow::bail!("a service task stopped unexpectedly (see the log above)");
+        }
         Ok(())
     }
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).
-pub fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = ctrl_c.await;
-                        token.cancel();
-                        return;
-                    }
-                };
+/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT). The handlers are installed
+/// before this returns, so a signal that arrives right after start-up is not lost.
+/// Must be called inside the runtime.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
             tokio::select! {
-                _ = ctrl_c => tracing::info!("Ctrl-C received"),
+                _ = int.recv() => tracing::info!("Ctrl-C received"),
                 _ = term.recv() => tracing::info!("SIGTERM received"),
             }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
+            token.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
         token.cancel();
     });
+    Ok(())
 }
 
 /// `gene-api healthcheck`: exit status for a container HEALTHCHECK, with no curl

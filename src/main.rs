@@ -67,7 +67,10 @@ fn main() -> ExitCode {
             }
         };
         let shutdown = CancellationToken::new();
-        cancel_on_signals(shutdown.clone());
+        if let Err(e) = cancel_on_signals(shutdown.clone()) {
+            eprintln!("gene-api: cannot listen for SIGTERM/Ctrl-C: {e}");
+            return ExitCode::FAILURE;
+        }
         match app.run(shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -188,9 +188,16 @@ impl Pipeline {
             }
             let max = self.settings.pipeline.max_attempts as usize;
             if deliveries > max {
+                let last = job
+                    .error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_else(|| {
+                        "; every worker that took it stopped before finishing (crash, kill or timeout)"
+                            .into()
+                    });
                 let reason = format!(
-                    "gave up after {} deliveries: every worker that took this job stopped \
-                     before finishing it (crash, kill or timeout); see the dead-letter stream {}",
+                    "gave up after {} attempts{last} (entry moved to the dead-letter stream {})",
                     deliveries - 1,
                     keys.dead_letter()
                 );
@@ -215,6 +222,17 @@ impl Pipeline {
                     job.mark_done(result);
                     tracing::info!(attempts = job.attempts, "job done");
                 }
+                Err(e) if e.transient => {
+                    // Leave the entry pending: the reclaimer hands it out again after
+                    // `reclaim_after_ms`, up to `max_attempts` deliveries in all.
+                    tracing::warn!(error = %e.message, attempts = job.attempts, "transient failure; the job will be retried");
+                    // While a job waits for its retry, `error` holds the last failure.
+                    job.error = Some(e.message.clone());
+                    job.updated_at = jobs::now();
+                    let mut pipe = redis::pipe();
+                    jobs::write_cmd(&mut pipe, keys, &job, self.settings.pipeline.job_ttl_secs);
+                    return pipe.query_async::<()>(&mut conn).await;
+                }
                 Err(e) => {
                     job.mark_failed(e.message.clone());
                     tracing::warn!(error = %e.message, "job failed");
@@ -223,8 +241,7 @@ impl Pipeline {
             let mut pipe = redis::pipe();
             pipe.atomic();
             jobs::write_cmd(&mut pipe, keys, &job, self.settings.pipeline.job_ttl_secs);
-            pipe.xack(keys.stream(), keys.group(), &[&entry.id])
-                .ignore();
+            pipe.xack(keys.stream(), keys.group(), &[&entry.id]).ignore();
             pipe.query_async::<()>(&mut conn).await
         }
         .instrument(span)
@@ -318,7 +335,18 @@ impl Pipeline {
         let p = &self.settings.pipeline;
         let mut attempt = 0;
         loop {
-            match self.execute(job_id, command).await {
+            // A task of its own, so a panic in a handler fails this attempt
+            // instead of taking the worker (and its process) down.
+            let (this, id, cmd) = (self.clone(), *job_id, command.clone());
+            let outcome = tokio::spawn(async move { this.execute(&id, &cmd).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(JobError {
+                        message: format!("the job crashed its worker task: {e}"),
+                        transient: true,
+                    })
+                });
+            match outcome {
                 Err(e) if e.transient && attempt < p.transient_retries => {
                     let backoff = Duration::from_millis(p.retry_backoff_ms << attempt);
                     tracing::warn!(error = %e.message, ?backoff, "transient failure; retrying");
@@ -683,6 +711,30 @@ impl Reclaimer {
         Ok(removed)
     }
 
+    /// Forgets consumers that own nothing and have been idle for an hour: each
+    /// process start adds new names, and the group should not grow forever.
+    pub async fn prune_consumers(&self) -> RedisResult<usize> {
+        const IDLE_MS: usize = 3_600_000;
+        let keys = &self.pipeline.store.keys;
+        let mut conn = self.pipeline.store.data.clone();
+        let info: redis::streams::StreamInfoConsumersReply =
+            conn.xinfo_consumers(keys.stream(), keys.group()).await?;
+        let mut removed = 0;
+        for c in info.consumers {
+            if c.pending == 0 && c.idle > IDLE_MS && c.name != self.name {
+                let _: i64 = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(keys.stream())
+                    .arg(keys.group())
+                    .arg(&c.name)
+                    .query_async(&mut conn)
+                    .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Reclaims and trims every `reclaim_interval` until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let every = self.pipeline.settings.pipeline.reclaim_interval();
@@ -696,6 +748,9 @@ impl Reclaimer {
             }
             if let Err(e) = self.trim().await {
                 tracing::warn!(error = %e, "stream trim failed; will retry");
+            }
+            if let Err(e) = self.prune_consumers().await {
+                tracing::debug!(error = %e, "consumer pruning failed; will retry");
             }
         }
     }

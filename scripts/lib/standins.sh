@@ -64,6 +64,11 @@ EOF
 # slim image) and a copy of this machine's Rust toolchain, laid out like the
 # official image (RUSTUP_HOME=/usr/local/rustup, CARGO_HOME=/usr/local/cargo,
 # rustup proxies on PATH). The host toolchain must be the tag's version.
+# It also trusts the CAs this machine added under /usr/local/share/ca-certificates:
+# where crates.io is reached through a TLS-inspecting egress proxy (as here),
+# cargo in the build would otherwise reject the proxy's certificate. An
+# official image in such a network needs the same; on an open network the
+# directory is empty and this changes nothing.
 standin_rust() (
     local tag=$1 base=$2
     standin_exists "$tag" && exit 0
@@ -90,11 +95,15 @@ standin_rust() (
     # shellcheck disable=SC2064
     trap "rm -rf '$ctx'" EXIT
     cp "$rustup_bin" "$ctx/rustup"
+    mkdir "$ctx/local-ca"
+    find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} "$ctx/local-ca/" \; 2> /dev/null || true
     cat > "$ctx/Dockerfile" <<EOF
 FROM $base
 RUN apt-get update \\
     && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev \\
     && rm -rf /var/lib/apt/lists/*
+COPY local-ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\
     PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     RUST_VERSION=$have
@@ -115,7 +124,7 @@ EOF
     local parent name
     parent=$(dirname "$sysroot")
     name=$(basename "$sysroot")
-    tar -c -C "$ctx" Dockerfile rustup \
+    tar -c -C "$ctx" Dockerfile rustup local-ca \
         -C "$parent" --exclude="$name/share/doc" --transform="s,^$name,toolchain," "$name" |
         docker build -q -t "$tag" - > /dev/null
 )

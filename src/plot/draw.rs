@@ -19,7 +19,6 @@ use super::{EmbeddedFonts, PlotError, PlotKind, PlotStats};
 
 type Area<'a> = DrawingArea<BitMapBackend<'a, RGBPixel>, Shift>;
 
-const BACKGROUND: RGBColor = RGBColor(255, 255, 255);
 const TITLE: RGBColor = RGBColor(33, 37, 41);
 const SUBTITLE: RGBColor = RGBColor(88, 94, 102);
 const LABEL: RGBColor = RGBColor(60, 64, 70);
@@ -58,7 +57,8 @@ fn draw_err(e: impl std::fmt::Display) -> PlotError {
     PlotError::Draw(e.to_string())
 }
 
-/// Draws the `kind` chart of `stats` into `buf`, a `w` x `h` RGB buffer.
+/// Draws the `kind` chart of `stats` into `buf`, a `w` x `h` RGB buffer that
+/// is already white (the background).
 pub(super) fn draw_chart(
     kind: PlotKind,
     stats: &PlotStats,
@@ -70,7 +70,6 @@ pub(super) fn draw_chart(
     let backend =
         BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, (w, h)).map_err(draw_err)?;
     let area = backend.into_drawing_area();
-    area.fill(&BACKGROUND).map_err(draw_err)?;
     let canvas = Canvas::new(&area, fonts, w, h);
     match kind {
         PlotKind::LocusGroup => locus_group_chart(&canvas, stats)?,
@@ -404,24 +403,27 @@ impl<'a, 'b> Canvas<'a, 'b> {
         Ok(())
     }
 
-    /// Draws text rotated to read bottom to top, centred vertically on
-    /// `centre_y`, with its glyph tops at `left`.
-    fn vertical_text(
-        &self,
-        text: &str,
-        left: i32,
-        centre_y: i32,
-        px: f64,
-        colour: &RGBColor,
-    ) -> Result<(), PlotError> {
-        let (glyphs, width) = self.layout(text, px, false);
+    /// Draws an axis description at the left margin, rotated to read bottom
+    /// to top and centred on `centre_y`, kept between `top` and the bottom
+    /// margin (shrunk if it is longer than that).
+    fn vertical_text(&self, text: &str, centre_y: i32, top: i32) -> Result<(), PlotError> {
+        let bottom = self.h - self.margin;
+        let room = (bottom - top).max(1) as f32;
+        let mut px = self.axis_px;
+        let (mut glyphs, mut width) = self.layout(text, px, false);
+        if width > room {
+            px = (px * f64::from(room / width) / 2.0).floor().max(3.0) * 2.0;
+            (glyphs, width) = self.layout(text, px, false);
+        }
+        let half = (width / 2.0).ceil() as i32;
+        let centre_y = centre_y.clamp(top + half, (bottom - half).max(top + half));
         let start = (centre_y as f32 + width / 2.0).round() as i32;
         let style = TextStyle::from(Self::font(px, false))
-            .color(colour)
+            .color(&LABEL)
             .pos(Pos::new(HPos::Left, VPos::Top))
             .transform(FontTransform::Rotate270);
         // Rotated, the baseline lies half a font size right of the anchor.
-        let baseline = left + (px * ASCENT).round() as i32;
+        let baseline = self.margin + (px * ASCENT).round() as i32;
         let x = baseline - (px / 2.0).round() as i32;
         let mut utf8 = [0u8; 4];
         for (c, offset) in glyphs {
@@ -567,35 +569,48 @@ impl<'a, 'b> Canvas<'a, 'b> {
         let y1 = y1.max(y0 + 1);
         let plot_h = f64::from(y1 - y0);
 
-        // Room above the tallest bar for its count.
-        let value_h = f64::from(gap) + self.value_px * (ASCENT + DESCENT);
-        let max_value = bars.iter().map(|(_, b)| b.value).max().unwrap_or(0) as f64;
-        let show_values = plot_h > 3.0 * value_h;
-        let needed = if show_values {
-            max_value * plot_h / (plot_h - value_h)
-        } else {
-            max_value
-        };
+        // The y tick labels' width decides where the plot starts, so how wide
+        // the slots are, so whether the counts fit above the bars, which then
+        // need headroom on the y axis: lay out without headroom first, and
+        // again with it if the counts fit.
         let max_ticks = ((plot_h / (self.tick_px * 2.6)) as usize).clamp(2, MAX_TICKS);
-        let axis = NiceAxis::new(needed, max_ticks);
-
-        // Horizontal layout.
-        let tick_labels: Vec<(f64, String)> = axis
-            .ticks()
-            .map(|v| (v, thousands(v.round() as u64)))
-            .collect();
-        let mut label_w = 0;
-        for (_, label) in &tick_labels {
-            label_w = label_w.max(self.text_width(label, self.tick_px, false));
+        let n = bars.len().max(1) as f64;
+        let layout = |needed: f64| {
+            let axis = NiceAxis::new(needed, max_ticks);
+            let tick_labels: Vec<(f64, String)> = axis
+                .ticks()
+                .map(|v| (v, thousands(v.round() as u64)))
+                .collect();
+            let label_w = tick_labels
+                .iter()
+                .map(|(_, label)| self.text_width(label, self.tick_px, false))
+                .max()
+                .unwrap_or(0);
+            let x0 = self.margin
+                + (self.axis_px * (ASCENT + DESCENT)).round() as i32
+                + gap
+                + label_w
+                + gap
+                + tick_len;
+            let x1 = (self.w - self.margin).max(x0 + 1);
+            (axis, tick_labels, x0, x1, f64::from(x1 - x0) / n)
+        };
+        let value_h = f64::from(gap) + self.value_px * (ASCENT + DESCENT);
+        let widest_value = bars
+            .iter()
+            .map(|(_, bar)| self.text_width(&thousands(bar.value), self.value_px, false))
+            .max()
+            .unwrap_or(0);
+        let values_fit =
+            |slot: f64| plot_h > 3.0 * value_h && f64::from(widest_value) <= slot * 0.96;
+        let max_value = bars.iter().map(|(_, b)| b.value).max().unwrap_or(0) as f64;
+        let mut chosen = layout(max_value);
+        let mut show_values = false;
+        if values_fit(chosen.4) {
+            chosen = layout(max_value * plot_h / (plot_h - value_h));
+            show_values = values_fit(chosen.4);
         }
-        let x0 = self.margin
-            + (self.axis_px * (ASCENT + DESCENT)).round() as i32
-            + gap
-            + label_w
-            + gap
-            + tick_len;
-        let x1 = (self.w - self.margin).max(x0 + 1);
-        let plot_w = f64::from(x1 - x0);
+        let (axis, tick_labels, x0, x1, slot) = chosen;
         let y_of = |v: f64| y1 - (v / axis.top * plot_h).round() as i32;
 
         // Gridlines and y tick labels.
@@ -616,8 +631,6 @@ impl<'a, 'b> Canvas<'a, 'b> {
         }
 
         // Bars.
-        let n = bars.len().max(1) as f64;
-        let slot = plot_w / n;
         let centre = |i: usize| x0 + ((i as f64 + 0.5) * slot).round() as i32;
         let bar_w = ((slot * 0.72).round() as i32).max(1);
         for (i, (_, bar)) in bars.iter().enumerate() {
@@ -625,29 +638,23 @@ impl<'a, 'b> Canvas<'a, 'b> {
             self.rect(left, y_of(bar.value as f64), left + bar_w, y1, &bar.colour)?;
         }
 
-        // Counts above the bars, when the widest one fits its slot.
+        // Counts above the bars.
         if show_values {
-            let mut widest = 0;
-            for (_, bar) in bars {
-                widest = widest.max(self.text_width(&thousands(bar.value), self.value_px, false));
-            }
-            if f64::from(widest) <= slot * 0.96 {
-                for (i, (_, bar)) in bars.iter().enumerate() {
-                    if bar.value == 0 && !count_zero {
-                        continue;
-                    }
-                    let baseline =
-                        y_of(bar.value as f64) - gap - (self.value_px * DESCENT).round() as i32;
-                    self.text(
-                        &thousands(bar.value),
-                        centre(i),
-                        baseline,
-                        self.value_px,
-                        false,
-                        &LABEL,
-                        HPos::Center,
-                    )?;
+            for (i, (_, bar)) in bars.iter().enumerate() {
+                if bar.value == 0 && !count_zero {
+                    continue;
                 }
+                let baseline =
+                    y_of(bar.value as f64) - gap - (self.value_px * DESCENT).round() as i32;
+                self.text(
+                    &thousands(bar.value),
+                    centre(i),
+                    baseline,
+                    self.value_px,
+                    false,
+                    &LABEL,
+                    HPos::Center,
+                )?;
             }
         }
 
@@ -701,7 +708,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
             &LABEL,
             HPos::Center,
         )?;
-        self.vertical_text(y_desc, self.margin, (y0 + y1) / 2, self.axis_px, &LABEL)
+        self.vertical_text(y_desc, (y0 + y1) / 2, top)
     }
 
     /// A horizontal bar chart below `top`, largest bar first, each bar's count
@@ -838,7 +845,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
             &LABEL,
             HPos::Center,
         )?;
-        self.vertical_text(y_desc, self.margin, (y0 + y1) / 2, self.axis_px, &LABEL)
+        self.vertical_text(y_desc, (y0 + y1) / 2, top)
     }
 }
 

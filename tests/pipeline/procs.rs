@@ -1,0 +1,209 @@
+//! Running `gene-api` processes and looking at their jobs through Redis.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{free_port, test_env, RedisServer, SAMPLE};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gene-api");
+
+/// One `gene-api` process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Proc {
+    pub fn start(mode: &str, redis: &RedisServer, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut env: HashMap<String, String> = test_env(redis.port, std::path::Path::new(SAMPLE));
+        env.insert("GENE_API__HTTP__PORT".into(), port.to_string());
+        env.insert("GENE_API__WORKERS__HEALTH_PORT".into(), port.to_string());
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let log = if std::env::var("TEST_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let child = Command::new(BIN)
+            .arg(mode)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn gene-api");
+        let p = Proc { child, port };
+        p.wait_ready();
+        p
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http_status::get(&self.url("/ready")) {
+                if r == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gene-api process never became ready");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits for the process to exit; returns its status and how long that took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status, t.elapsed());
+            }
+            assert!(t.elapsed() < limit, "process did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking HTTP GET status, so readiness polling needs no runtime.
+mod http_status {
+    pub fn get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = std::net::TcpStream::connect(host)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        let code = std::str::from_utf8(&head[9..12]).unwrap_or("0");
+        Ok(code.parse().unwrap_or(0))
+    }
+}
+
+/// Every job record in Redis, by id.
+pub fn job_records(redis: &RedisServer) -> HashMap<String, Value> {
+    let mut conn = redis.conn(0);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("gene-api:job:*").query(&mut conn).unwrap();
+    if keys.is_empty() {
+        return HashMap::new();
+    }
+    let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut conn).unwrap();
+    raws.into_iter()
+        .flatten()
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+/// How many entries the group has delivered but not acknowledged, per consumer.
+pub fn pending_by_consumer(redis: &RedisServer) -> HashMap<String, u64> {
+    let mut conn = redis.conn(0);
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .query(&mut conn)
+        .unwrap();
+    let mut out = HashMap::new();
+    if let redis::Value::Array(parts) = reply {
+        if let Some(redis::Value::Array(consumers)) = parts.get(3) {
+            for c in consumers {
+                let (name, n): (String, String) = redis::from_redis_value(c.clone()).unwrap();
+                out.insert(name, n.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Waits until every given job is finished; returns their records.
+pub fn wait_all_finished(redis: &RedisServer, ids: &[String], limit: Duration) -> HashMap<String, Value> {
+    let t = Instant::now();
+    loop {
+        let records = job_records(redis);
+        let finished = ids
+            .iter()
+            .filter(|id| {
+                records
+                    .get(*id)
+                    .and_then(|j| j["status"].as_str())
+                    .is_some_and(|s| s == "done" || s == "failed")
+            })
+            .count();
+        if finished == ids.len() {
+            return records;
+        }
+        assert!(
+            t.elapsed() < limit,
+            "only {finished} of {} jobs finished within {limit:?}",
+            ids.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Submits `n` plot jobs through the API; returns their ids.
+pub async fn submit_plots(api: &Proc, n: usize, size: u32) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let kinds = ["locus_group", "chromosome", "approval_year"];
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+        let futs = chunk.iter().map(|i| {
+            let url = api.url(&format!(
+                "/image?kind={}&width={size}&height={size}",
+                kinds[i % 3]
+            ));
+            let c = client.clone();
+            async move { c.post(url).send().await.unwrap() }
+        });
+        for r in futures_util::future::join_all(futs).await {
+            assert_eq!(r.status(), 202);
+            let v: Value = r.json().await.unwrap();
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+/// Loads the sample through the API and waits for it.
+pub async fn load(api: &Proc) {
+    let r = reqwest::Client::new()
+        .post(api.url("/data"))
+        .header("Prefer", "wait=30")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "load did not finish");
+}
