@@ -31,6 +31,8 @@ pub const OLD_VERSION_GRACE_SECS: u64 = 120;
 const STAGING_TTL_SECS: u64 = 3600;
 /// Records per HSET command while staging.
 const HSET_BATCH: usize = 1000;
+/// Payload bytes per pipeline while staging.
+const BATCH_BYTES: usize = 4 << 20;
 
 /// An HGNC identifier, `HGNC:<digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,18 +180,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// A parsed source, ready to be written: records are kept as the exact bytes
-/// of the source, so a GET returns every field with its original type.
+/// A parsed source, ready to be written. Nothing is copied: records are
+/// ranges of the source body, so a GET returns every field exactly as HGNC
+/// wrote it (same types, same order, same bytes).
 #[derive(Debug)]
 pub struct DataSet {
-    /// `(hgnc_id, where the record's JSON lies in blob)` in source order.
+    body: Bytes,
+    /// Where the `response.docs` array lies in `body`: the body of GET /data.
+    docs: Range<usize>,
+    /// `(hgnc_id, where the record lies in body)` in source order.
     pub records: Vec<(String, Range<usize>)>,
-    /// `[record, record, ...]`: the body of GET /data.
-    pub blob: Vec<u8>,
     /// `["HGNC:5", ...]`: the body of GET /genes.
     pub ids: Vec<u8>,
     pub stats: PlotStats,
-    pub source_bytes: u64,
+}
+
+impl DataSet {
+    /// The JSON array of every record, as it stands in the source.
+    pub fn blob(&self) -> &[u8] {
+        &self.body[self.docs.clone()]
+    }
+    /// One record's JSON.
+    pub fn record(&self, range: &Range<usize>) -> &[u8] {
+        &self.body[range.clone()]
+    }
+    pub fn source_bytes(&self) -> u64 {
+        self.body.len() as u64
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,7 +218,7 @@ struct SourceFile<'a> {
 #[derive(Deserialize)]
 struct SourceResponse<'a> {
     #[serde(borrow)]
-    docs: Vec<&'a RawValue>,
+    docs: &'a RawValue,
 }
 
 /// The few fields the service itself looks at; everything else passes through untouched.
@@ -217,14 +234,22 @@ struct DocFields<'a> {
     date_approved_reserved: Option<Cow<'a, str>>,
 }
 
+/// Where `inner` (a slice borrowed from `outer`) lies in `outer`.
+fn span(outer: &[u8], inner: &str) -> Range<usize> {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    start..start + inner.len()
+}
+
 /// Parses an `hgnc_complete_set.json` body. CPU-bound: call it from a blocking thread.
-pub fn parse_source(body: &[u8]) -> Result<DataSet, LoadError> {
-    let file: SourceFile = serde_json::from_slice(body).map_err(|e| {
+pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
+    let not_hgnc = |e: serde_json::Error| {
         LoadError::Invalid(format!(
             "the source is not HGNC JSON ({{\"response\": {{\"docs\": [...]}}}}): {e}"
         ))
-    })?;
-    let docs = file.response.docs;
+    };
+    let file: SourceFile = serde_json::from_slice(&body).map_err(not_hgnc)?;
+    let docs_raw = file.response.docs;
+    let docs: Vec<&RawValue> = serde_json::from_str(docs_raw.get()).map_err(not_hgnc)?;
     if docs.is_empty() {
         return Err(LoadError::Invalid(
             "the source has no gene records (response.docs is empty)".into(),
@@ -233,13 +258,13 @@ pub fn parse_source(body: &[u8]) -> Result<DataSet, LoadError> {
     let mut records = Vec::with_capacity(docs.len());
     let mut seen = std::collections::HashSet::with_capacity(docs.len());
     let mut stats = StatsBuilder::new();
-    let mut blob = Vec::with_capacity(body.len());
     let mut ids = Vec::with_capacity(docs.len() * 14);
-    blob.push(b'[');
     ids.push(b'[');
-    for (i, doc) in docs.into_iter().enumerate() {
+    for (i, doc) in docs.iter().enumerate() {
         let fields: DocFields = serde_json::from_str(doc.get()).map_err(|e| {
-            LoadError::Invalid(format!("record {i} is not a JSON object of strings: {e}"))
+            LoadError::Invalid(format!(
+                "record {i} is not a JSON object with string fields: {e}"
+            ))
         })?;
         let id = fields.hgnc_id.ok_or_else(|| {
             LoadError::Invalid(format!("record {i} has no hgnc_id; every record needs one"))
@@ -259,23 +284,20 @@ pub fn parse_source(body: &[u8]) -> Result<DataSet, LoadError> {
             fields.date_approved_reserved.as_deref(),
         );
         if i > 0 {
-            blob.push(b',');
             ids.push(b',');
         }
-        let start = blob.len();
-        blob.extend_from_slice(doc.get().as_bytes());
         serde_json::to_writer(&mut ids, id.as_str())
             .map_err(|e| LoadError::Invalid(e.to_string()))?;
-        records.push((id.0, start..blob.len()));
+        records.push((id.0, span(&body, doc.get())));
     }
-    blob.push(b']');
     ids.push(b']');
+    let docs = span(&body, docs_raw.get());
     Ok(DataSet {
+        body,
+        docs,
         records,
-        blob,
         ids,
         stats: stats.finish(),
-        source_bytes: body.len() as u64,
     })
 }
 
@@ -288,6 +310,35 @@ pub struct LoadSummary {
     pub version: String,
 }
 
+/// Sends commands in pipelines of about [`BATCH_BYTES`] of payload each: no
+/// per-record round trips, and no single 30 MB request buffer either.
+struct BatchWriter<'c> {
+    conn: &'c mut ConnectionManager,
+    pipe: redis::Pipeline,
+    bytes: usize,
+}
+
+impl BatchWriter<'_> {
+    fn add(&mut self, cmd: redis::Cmd, payload: usize) {
+        self.pipe.add_command(cmd).ignore();
+        self.bytes += payload;
+    }
+    async fn flush_if_full(&mut self) -> redis::RedisResult<()> {
+        if self.bytes >= BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+    async fn flush(&mut self) -> redis::RedisResult<()> {
+        if !self.pipe.is_empty() {
+            self.pipe.query_async::<()>(self.conn).await?;
+            self.pipe.clear();
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 /// Writes `set` as version `version` (staged; idempotent) and swaps it in.
 pub async fn store_and_swap(
     conn: &mut ConnectionManager,
@@ -298,38 +349,69 @@ pub async fn store_and_swap(
 ) -> Result<LoadSummary, LoadError> {
     let summary = LoadSummary {
         records: set.records.len() as u64,
-        source_bytes: set.source_bytes,
+        source_bytes: set.source_bytes(),
         source: source.to_string(),
         version: version.to_string(),
     };
     let staging = keys.staging_genes(version);
-    let parts = ["blob", "ids", "stats", "meta"].map(|p| keys.version_part(version, p));
-    let stats = serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    let meta = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let [blob, ids, stats, meta] =
+        ["blob", "ids", "stats", "meta"].map(|p| keys.version_part(version, p));
+    let stats_json =
+        serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let meta_json = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
 
-    // One pipeline: the staging keys are invisible to readers until the swap,
-    // so they need no transaction, only no per-record round trips.
-    let mut pipe = redis::pipe();
-    pipe.del(&staging).ignore();
-    for batch in set.records.chunks(HSET_BATCH) {
+    // The staging keys are invisible to readers until the swap, so they need no
+    // transaction. They carry a TTL from the first write on, so a load that dies
+    // half-way leaves nothing behind for long.
+    let mut w = BatchWriter {
+        conn,
+        pipe: redis::pipe(),
+        bytes: 0,
+    };
+    let ttl = STAGING_TTL_SECS;
+    let mut first = redis::cmd("DEL");
+    first
+        .arg(&staging)
+        .arg(&blob)
+        .arg(&ids)
+        .arg(&stats)
+        .arg(&meta);
+    w.add(first, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&blob).arg("").arg("EX").arg(ttl);
+    w.add(c, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&ids).arg(set.ids.as_slice()).arg("EX").arg(ttl);
+    w.add(c, set.ids.len());
+    let mut c = redis::cmd("SET");
+    c.arg(&stats).arg(stats_json).arg("EX").arg(ttl);
+    w.add(c, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&meta).arg(meta_json).arg("EX").arg(ttl);
+    w.add(c, 0);
+    for (n, batch) in set.records.chunks(HSET_BATCH).enumerate() {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&staging);
+        let mut payload = 0;
         for (id, range) in batch {
-            cmd.arg(id.as_str()).arg(&set.blob[range.clone()]);
+            cmd.arg(id.as_str()).arg(set.record(range));
+            payload += range.len();
         }
-        pipe.add_command(cmd).ignore();
+        w.add(cmd, payload);
+        if n == 0 {
+            let mut c = redis::cmd("EXPIRE");
+            c.arg(&staging).arg(ttl);
+            w.add(c, 0);
+        }
+        w.flush_if_full().await?;
     }
-    pipe.set_ex(&parts[0], set.blob.as_slice(), STAGING_TTL_SECS)
-        .ignore()
-        .set_ex(&parts[1], set.ids.as_slice(), STAGING_TTL_SECS)
-        .ignore()
-        .set_ex(&parts[2], stats, STAGING_TTL_SECS)
-        .ignore()
-        .set_ex(&parts[3], meta, STAGING_TTL_SECS)
-        .ignore()
-        .expire(&staging, STAGING_TTL_SECS as i64)
-        .ignore();
-    pipe.query_async::<()>(conn).await?;
+    for piece in set.blob().chunks(BATCH_BYTES) {
+        let mut c = redis::cmd("APPEND");
+        c.arg(&blob).arg(piece);
+        w.add(c, piece.len());
+        w.flush_if_full().await?;
+    }
+    w.flush().await?;
 
     swap_script()
         .key(keys.current())
@@ -338,7 +420,7 @@ pub async fn store_and_swap(
         .arg(version)
         .arg(keys.version_prefix())
         .arg(OLD_VERSION_GRACE_SECS)
-        .invoke_async::<()>(conn)
+        .invoke_async::<()>(w.conn)
         .await?;
     Ok(summary)
 }
@@ -465,21 +547,21 @@ mod tests {
             {"hgnc_id":"HGNC:5","symbol":"A1BG","pubmed_id":[2591067],"orphanet":1,"locus_group":"protein-coding gene"},
             {"symbol":"A2M","hgnc_id":"HGNC:7","location":"12p13.31","date_approved_reserved":"1986-01-01"}
         ]}}"#;
-        let set = parse_source(body).unwrap();
+        let set = parse_source(Bytes::from_static(body)).unwrap();
         assert_eq!(set.records.len(), 2);
         assert_eq!(set.records[0].0, "HGNC:5");
         assert_eq!(
-            std::str::from_utf8(&set.blob[set.records[0].1.clone()]).unwrap(),
+            std::str::from_utf8(set.record(&set.records[0].1)).unwrap(),
             r#"{"hgnc_id":"HGNC:5","symbol":"A1BG","pubmed_id":[2591067],"orphanet":1,"locus_group":"protein-coding gene"}"#
         );
-        let all: serde_json::Value = serde_json::from_slice(&set.blob).unwrap();
+        let all: serde_json::Value = serde_json::from_slice(set.blob()).unwrap();
         assert_eq!(all.as_array().unwrap().len(), 2);
         assert_eq!(all[1]["symbol"], "A2M");
         assert_eq!(all[0]["pubmed_id"][0], 2591067);
         let ids: Vec<String> = serde_json::from_slice(&set.ids).unwrap();
         assert_eq!(ids, ["HGNC:5", "HGNC:7"]);
         assert_eq!(set.stats.total, 2);
-        assert_eq!(set.source_bytes, body.len() as u64);
+        assert_eq!(set.source_bytes(), body.len() as u64);
     }
 
     #[test]
@@ -500,7 +582,7 @@ mod tests {
             (br#"{"response":{"docs":[7]}}"#, "record 0"),
         ];
         for (body, want) in cases {
-            let err = parse_source(body).unwrap_err();
+            let err = parse_source(Bytes::from_static(body)).unwrap_err();
             assert!(!err.is_transient());
             assert!(err.to_string().contains(want), "{want}: {err}");
         }
@@ -513,11 +595,11 @@ mod tests {
             "/data/hgnc_sample.json"
         ))
         .unwrap();
-        let set = parse_source(&body).unwrap();
+        let set = parse_source(Bytes::from(body.clone())).unwrap();
         assert_eq!(set.records.len(), 1659);
         assert_eq!(set.stats.total, 1659);
         let original: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let blob: serde_json::Value = serde_json::from_slice(&set.blob).unwrap();
+        let blob: serde_json::Value = serde_json::from_slice(set.blob()).unwrap();
         assert_eq!(original["response"]["docs"], blob);
     }
 }

@@ -378,7 +378,7 @@ impl Pipeline {
         let mut data = self.settings.data.clone();
         data.source = source.to_string();
         let body = genes::fetch_source(&data).await?;
-        let set = spawn_blocking_traced(move || genes::parse_source(&body))
+        let set = spawn_blocking_traced(move || genes::parse_source(body))
             .await
             .map_err(|e| JobError::permanent(format!("parsing the source crashed: {e}")))??;
         let mut conn = self.store.data.clone();

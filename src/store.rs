@@ -3,6 +3,7 @@
 //! db 0 holds gene data, the job stream and job records; db 1 holds images.
 //! Every key starts with the configured prefix (default `gene-api`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,17 +20,20 @@ pub const IMAGE_DB: i64 = 1;
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    // Read on every request, so built once.
+    genes: String,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_string(),
+            genes: format!("{prefix}:genes"),
         }
     }
     /// Hash `hgnc_id -> record JSON` of the live data set (db 0).
-    pub fn genes(&self) -> String {
-        format!("{}:genes", self.prefix)
+    pub fn genes(&self) -> &str {
+        &self.genes
     }
     /// String naming the live data-set version (db 0).
     pub fn current(&self) -> String {
@@ -77,10 +81,20 @@ impl Keys {
     }
 }
 
-/// Shared connections. Cloning is cheap: the managers multiplex one socket each
-/// and reconnect by themselves after Redis comes back.
+/// Shared connections. Cloning is one reference count: every request clones
+/// it. The managers multiplex one socket each and reconnect by themselves
+/// after Redis comes back.
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(Arc<StoreInner>);
+
+impl std::ops::Deref for Store {
+    type Target = StoreInner;
+    fn deref(&self) -> &StoreInner {
+        &self.0
+    }
+}
+
+pub struct StoreInner {
     pub data: ConnectionManager,
     pub images: ConnectionManager,
     pub keys: Keys,
@@ -102,14 +116,14 @@ impl Store {
             .set_connection_timeout(Some(connect_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        Ok(Self {
+        Ok(Self(Arc::new(StoreInner {
             data: ConnectionManager::new_lazy_with_config(data_client.clone(), cfg.clone())?,
             images: ConnectionManager::new_lazy_with_config(image_client, cfg)?,
             keys: Keys::new(&settings.key_prefix),
             data_client,
             response_timeout,
             connect_timeout,
-        })
+        })))
     }
 
     /// A connection of its own to db 0 for a blocking stream read, whose reply may

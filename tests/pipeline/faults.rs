@@ -48,7 +48,10 @@ async fn kill_9_of_a_busy_worker_loses_no_job() {
     w2.wait_exit(Duration::from_secs(5));
 
     let records = wait_all_finished(&redis, &ids, Duration::from_secs(120));
-    let statuses: Vec<&str> = ids.iter().map(|i| records[i]["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = ids
+        .iter()
+        .map(|i| records[i]["status"].as_str().unwrap())
+        .collect();
     assert!(statuses.iter().all(|s| *s == "done"), "{statuses:?}");
     let reclaimed: Vec<&Value> = ids
         .iter()
@@ -62,7 +65,10 @@ async fn kill_9_of_a_busy_worker_loses_no_job() {
         reclaimed.len(),
         last.saturating_sub(killed_at)
     );
-    assert!(pending_by_consumer(&redis).values().all(|n| *n == 0), "entries left pending");
+    assert!(
+        pending_by_consumer(&redis).values().all(|n| *n == 0),
+        "entries left pending"
+    );
     drop(w1);
 }
 
@@ -70,7 +76,11 @@ async fn kill_9_of_a_busy_worker_loses_no_job() {
 async fn a_poison_job_is_dead_lettered_after_max_attempts() {
     let redis = RedisServer::start();
     let api = Proc::start("api", &redis, FAST);
-    let r = reqwest::Client::new().post(api.url("/data")).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(api.url("/data"))
+        .send()
+        .await
+        .unwrap();
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_string();
 
@@ -78,13 +88,29 @@ async fn a_poison_job_is_dead_lettered_after_max_attempts() {
     // crashes its worker every time would): one read and two claims.
     let mut conn = redis.conn(0);
     let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE").arg("gene-api:jobs:stream").arg("gene-api:workers").arg("0").arg("MKSTREAM")
+        .arg("CREATE")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .arg("0")
+        .arg("MKSTREAM")
         .query(&mut conn)
-        .or_else(|e| if e.code() == Some("BUSYGROUP") { Ok(redis::Value::Nil) } else { Err(e) })
+        .or_else(|e| {
+            if e.code() == Some("BUSYGROUP") {
+                Ok(redis::Value::Nil)
+            } else {
+                Err(e)
+            }
+        })
         .unwrap();
     let read: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP").arg("gene-api:workers").arg("ghost-1")
-        .arg("COUNT").arg(1).arg("STREAMS").arg("gene-api:jobs:stream").arg(">")
+        .arg("GROUP")
+        .arg("gene-api:workers")
+        .arg("ghost-1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("gene-api:jobs:stream")
+        .arg(">")
         .query(&mut conn)
         .unwrap();
     let entry_id = match read {
@@ -97,7 +123,11 @@ async fn a_poison_job_is_dead_lettered_after_max_attempts() {
     };
     for ghost in ["ghost-2", "ghost-3"] {
         let _: redis::Value = redis::cmd("XCLAIM")
-            .arg("gene-api:jobs:stream").arg("gene-api:workers").arg(ghost).arg(0).arg(&entry_id)
+            .arg("gene-api:jobs:stream")
+            .arg("gene-api:workers")
+            .arg(ghost)
+            .arg(0)
+            .arg(&entry_id)
             .query(&mut conn)
             .unwrap();
     }
@@ -108,21 +138,34 @@ async fn a_poison_job_is_dead_lettered_after_max_attempts() {
     let job = &records[&id];
     assert_eq!(job["status"], "failed");
     let err = job["error"].as_str().unwrap();
-    assert!(err.contains("gave up after 3 attempts") && err.contains("dead-letter"), "{err}");
+    assert!(
+        err.contains("gave up after 3 attempts") && err.contains("dead-letter"),
+        "{err}"
+    );
 
     let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg("gene-api:jobs:dead").arg("-").arg("+")
+        .arg("gene-api:jobs:dead")
+        .arg("-")
+        .arg("+")
         .query(&mut conn)
         .unwrap();
     assert_eq!(dead.len(), 1);
     let fields = &dead[0].1;
-    let field = |name: &str| fields.iter().position(|f| f == name).map(|i| fields[i + 1].clone());
+    let field = |name: &str| {
+        fields
+            .iter()
+            .position(|f| f == name)
+            .map(|i| fields[i + 1].clone())
+    };
     assert_eq!(field("entry").as_deref(), Some(entry_id.as_str()));
     assert_eq!(field("orig_job").as_deref(), Some(id.as_str()));
     assert_eq!(field("deliveries").as_deref(), Some("4"));
     assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
     // And the data was never loaded by it.
-    let loaded: bool = redis::cmd("EXISTS").arg("gene-api:data:current").query(&mut conn).unwrap();
+    let loaded: bool = redis::cmd("EXISTS")
+        .arg("gene-api:data:current")
+        .query(&mut conn)
+        .unwrap();
     assert!(!loaded);
 }
 
@@ -144,9 +187,15 @@ async fn sigterm_during_work_exits_0_in_the_grace_period_and_loses_nothing() {
     let (status, took) = serve.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "exit status {status} after {took:?}");
     assert!(took < Duration::from_secs(5 + 2), "took {took:?}");
-    let done_before = job_records(&redis).values().filter(|j| j["status"] == "done").count();
+    let done_before = job_records(&redis)
+        .values()
+        .filter(|j| j["status"] == "done")
+        .count();
     assert!(done_before < ids.len(), "the test should stop it mid-work");
-    eprintln!("SIGTERM: exited in {took:?} with {done_before} of {} jobs done", ids.len());
+    eprintln!(
+        "SIGTERM: exited in {took:?} with {done_before} of {} jobs done",
+        ids.len()
+    );
 
     // Another worker finishes the rest: nothing was lost.
     let _w = Proc::start("worker", &redis, FAST);
@@ -173,19 +222,31 @@ async fn redis_crash_and_restart_with_its_data_mid_run_loses_nothing() {
     }
     redis.kill();
     // While it is down the API says so, in JSON.
-    let r = reqwest::Client::new().get(api.url("/ready")).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(api.url("/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     std::thread::sleep(Duration::from_secs(2));
     assert!(redis.spawn(true), "redis restart");
 
     let records = wait_all_finished(&redis, &ids, Duration::from_secs(120));
-    let not_done: Vec<&Value> = ids.iter().map(|i| &records[i]).filter(|j| j["status"] != "done").collect();
+    let not_done: Vec<&Value> = ids
+        .iter()
+        .map(|i| &records[i])
+        .filter(|j| j["status"] != "done")
+        .collect();
     assert!(not_done.is_empty(), "{not_done:?}");
     assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
     // The API's own connections come back too (at the latest on the next request).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = reqwest::Client::new().get(api.url("/ready")).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .get(api.url("/ready"))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             break;
         }

@@ -103,7 +103,10 @@ mod http_status {
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut s = std::net::TcpStream::connect(host)?;
         s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut head = [0u8; 12];
         s.read_exact(&mut head)?;
         let code = std::str::from_utf8(&head[9..12]).unwrap_or("0");
@@ -114,7 +117,10 @@ mod http_status {
 /// Every job record in Redis, by id.
 pub fn job_records(redis: &RedisServer) -> HashMap<String, Value> {
     let mut conn = redis.conn(0);
-    let keys: Vec<String> = redis::cmd("KEYS").arg("gene-api:job:*").query(&mut conn).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:job:*")
+        .query(&mut conn)
+        .unwrap();
     if keys.is_empty() {
         return HashMap::new();
     }
@@ -149,7 +155,11 @@ pub fn pending_by_consumer(redis: &RedisServer) -> HashMap<String, u64> {
 }
 
 /// Waits until every given job is finished; returns their records.
-pub fn wait_all_finished(redis: &RedisServer, ids: &[String], limit: Duration) -> HashMap<String, Value> {
+pub fn wait_all_finished(
+    redis: &RedisServer,
+    ids: &[String],
+    limit: Duration,
+) -> HashMap<String, Value> {
     let t = Instant::now();
     loop {
         let records = job_records(redis);

@@ -1,0 +1,873 @@
+#!/usr/bin/env python3
+"""The measuring side of scripts/bench (Python 3 standard library only).
+
+scripts/bench builds gene-api, starts a redis-server and gene-api of its own on
+free ports, and runs this driver against them. The driver measures the six
+figures of issue 6, each next to a reference measured in the same run on the
+same machine, prints one table and optionally writes every raw number as JSON.
+
+Every figure is also a check: a job that fails, a count that is wrong, a status
+that is not 2xx or a tool that misbehaves stops the run with a non-zero exit.
+The speed targets are only reported (pass/miss), never enforced.
+"""
+
+import argparse
+import http.client
+import json
+import math
+import os
+import platform
+import random
+import resource
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+# How much each figure does, per mode. Smoke keeps the same code path with
+# tiny counts so that CI runs it in seconds.
+MODES = {
+    "full": {
+        "load_runs": 5,
+        "ref_runs": 5,
+        "check_genes": 50,
+        "wrk_secs": 10,
+        "wrk_conns": 32,
+        "wrk_threads": 2,
+        "redis_gets": 300_000,
+        "bulk_runs": 5,
+        "plot_jobs": 30,
+        "sustained_jobs": 500,
+        "submit_secs": 2,
+        "submit_cap": 10_000,
+        "drain_timeout": 180,
+    },
+    "smoke": {
+        "load_runs": 2,
+        "ref_runs": 2,
+        "check_genes": 10,
+        "wrk_secs": 1,
+        "wrk_conns": 32,
+        "wrk_threads": 2,
+        "redis_gets": 5_000,
+        "bulk_runs": 2,
+        "plot_jobs": 3,
+        "sustained_jobs": 20,
+        "submit_secs": 1,
+        "submit_cap": 300,
+        "drain_timeout": 60,
+    },
+}
+
+PLOT_KINDS = ("locus_group", "chromosome", "approval_year")
+DEFAULT_SIZE = (1000, 600)  # gene-api's ImageSize::default()
+TRIVIAL_SIZE = (200, 200)  # the smallest plot gene-api accepts
+HSET_BATCH = 1000  # records per HSET in the raw-Redis load reference (as gene-api)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BenchError(Exception):
+    """A step failed: the message says which and why."""
+
+
+def log(msg):
+    print(f"  - {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Small clients: HTTP (keep-alive) and Redis (RESP over a socket).
+# --------------------------------------------------------------------------
+
+
+class Http:
+    """One keep-alive connection to gene-api."""
+
+    def __init__(self, port, timeout=60.0):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+
+    def _connect(self):
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+
+    def request(self, method, path, body=None, headers=None):
+        """Returns (status, headers, body bytes). Reconnects once if the connection was dropped."""
+        for attempt in (1, 2):
+            if self.conn is None:
+                self._connect()
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                data = resp.read()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            except (ConnectionError, http.client.HTTPException, socket.timeout) as e:
+                self.close()
+                if attempt == 2:
+                    raise BenchError(f"{method} {path}: {type(e).__name__}: {e}") from e
+        raise AssertionError("unreachable")
+
+    def json(self, method, path, expect, body=None, headers=None):
+        status, _, data = self.request(method, path, body, headers)
+        if status not in expect:
+            raise BenchError(f"{method} {path} answered {status}, expected {expect}: {data[:300]!r}")
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise BenchError(f"{method} {path}: body is not JSON: {e}") from e
+
+    def stream(self, path, chunk=1 << 20):
+        """GET path reading the body in chunks and dropping it; returns (status, bytes read, Content-Length)."""
+        if self.conn is None:
+            self._connect()
+        self.conn.request("GET", path)
+        resp = self.conn.getresponse()
+        n = 0
+        while True:
+            piece = resp.read(chunk)
+            if not piece:
+                break
+            n += len(piece)
+        length = resp.getheader("content-length")
+        return resp.status, n, int(length) if length is not None else None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def resp_encode(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Redis:
+    """A minimal RESP2 client: enough for INFO, DEL, GET and a raw pipeline."""
+
+    def __init__(self, port, timeout=60.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb", buffering=1 << 20)
+
+    def _reply(self):
+        line = self.file.readline()
+        if not line:
+            raise BenchError("Redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise BenchError(f"Redis error: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.file.read(n + 2)
+            return data[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise BenchError(f"unexpected Redis reply {line[:50]!r}")
+
+    def cmd(self, *args):
+        self.sock.sendall(resp_encode(*args))
+        return self._reply()
+
+    def pipeline(self, payload, replies):
+        """Sends pre-encoded commands while reading their replies; returns seconds taken."""
+        err = []
+
+        def send():
+            try:
+                self.sock.sendall(payload)
+            except OSError as e:
+                err.append(e)
+
+        t0 = time.perf_counter()
+        sender = threading.Thread(target=send)
+        sender.start()
+        for _ in range(replies):
+            self._reply()
+        elapsed = time.perf_counter() - t0
+        sender.join()
+        if err:
+            raise BenchError(f"sending to Redis failed: {err[0]}")
+        return elapsed
+
+    def info(self, section):
+        text = self.cmd("INFO", section).decode()
+        out = {}
+        for line in text.splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k] = v
+        return out
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# Numbers and processes.
+# --------------------------------------------------------------------------
+
+
+def pct(values, q):
+    """Nearest-rank percentile (q in 0..100)."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    return s[max(0, math.ceil(q / 100 * len(s)) - 1)]
+
+
+def proc_status_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        raise BenchError(f"process {pid} is gone (did gene-api or redis-server die?)") from None
+    raise BenchError(f"/proc/{pid}/status has no {field}")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuMeter:
+    """CPU use of gene-api, redis-server and this driver's children over a stretch of time."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.t0 = time.perf_counter()
+        self.c0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        self.k0 = children_cpu()
+
+    def stop(self):
+        """{name: CPU seconds used}, plus "wall" (seconds) and "load generator" (our children)."""
+        out = {k: cpu_seconds(p) - self.c0[k] for k, p in self.pids.items()}
+        out["load generator"] = children_cpu() - self.k0
+        out["wall"] = time.perf_counter() - self.t0
+        return out
+
+
+def cpu_percent(cpu):
+    """CPU seconds as % of one core over the wall time (200 = both cores of this machine)."""
+    return {k: round(100 * v / cpu["wall"], 1) for k, v in cpu.items() if k != "wall"}
+
+
+def cpu_per(cpu, n):
+    """CPU microseconds per operation, for n operations."""
+    return {k: round(1e6 * v / n, 1) for k, v in cpu.items() if k != "wall"}
+
+
+def fmt_dict(d):
+    return ", ".join(f"{k} {v:g}" for k, v in d.items())
+
+
+def ts(s):
+    """An RFC 3339 job timestamp as seconds since the epoch."""
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def run_tool(args, env=None, timeout=120):
+    try:
+        p = subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        )
+    except FileNotFoundError:
+        raise BenchError(f"{args[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{' '.join(args)} did not finish in {timeout} s") from None
+    if p.returncode != 0:
+        raise BenchError(f"{' '.join(args)} exited with {p.returncode}: {p.stderr.strip()[-500:]}")
+    return p.stdout
+
+
+def wrk_json(out):
+    for line in out.splitlines():
+        if line.startswith("WRK_JSON "):
+            return json.loads(line[len("WRK_JSON "):])
+    raise BenchError(f"wrk printed no summary: {out[-500:]}")
+
+
+def png_size(data):
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise BenchError("GET /image/<id> did not return a PNG")
+    return struct.unpack(">II", data[16:24])
+
+
+# --------------------------------------------------------------------------
+# The benchmark.
+# --------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.cfg = MODES["smoke" if a.smoke else "full"]
+        self.http = Http(a.http_port)
+        self.redis = Redis(a.redis_port)
+        self.raw = {"mode": "smoke" if a.smoke else "full", "config": self.cfg}
+        self.rows = []
+        self.notes = []
+
+    # -- helpers -----------------------------------------------------------
+
+    def row(self, figure, value, unit, ref=None, ref_label="", ratio=None, target=None, ok=None):
+        self.rows.append(
+            {
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                "reference": ref,
+                "reference_label": ref_label,
+                "ratio": ratio,
+                "target": target,
+                "pass": ok,
+            }
+        )
+
+    def alive(self):
+        for name, pid in (("gene-api", self.a.api_pid), ("redis-server", self.a.redis_pid)):
+            if not os.path.exists(f"/proc/{pid}"):
+                raise BenchError(f"{name} (pid {pid}) is no longer running")
+
+    def job(self, job_id):
+        return self.http.json("GET", f"/jobs/{job_id}", (200,))
+
+    def wait_job(self, job_id, timeout, pause=0.001):
+        """Polls GET /jobs/<id> until the job is finished; returns (job, seconds waited)."""
+        t0 = time.perf_counter()
+        while True:
+            j = self.job(job_id)
+            if j["status"] in ("done", "failed"):
+                return j, time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise BenchError(f"job {job_id} still {j['status']} after {timeout} s")
+            time.sleep(pause)
+
+    def submit_and_wait(self, method_path, timeout, pause=0.001):
+        """Submits a job and polls it to its end; returns (job, client seconds POST -> seen done)."""
+        t0 = time.perf_counter()
+        j = self.http.json("POST", method_path, (202,), body=b"")
+        j, _ = self.wait_job(j["id"], timeout, pause)
+        elapsed = time.perf_counter() - t0
+        if j["status"] != "done":
+            raise BenchError(f"{method_path}: job {j['id']} failed: {j.get('error')}")
+        return j, elapsed
+
+    def drain(self, ids, timeout):
+        """Waits for every job in ids; returns their records. Fails if any job failed."""
+        deadline = time.perf_counter() + timeout
+        jobs = []
+        for i in ids:
+            j, _ = self.wait_job(i, max(0.0, deadline - time.perf_counter()), pause=0.01)
+            if j["status"] != "done":
+                raise BenchError(f"job {i} failed: {j.get('error')}")
+            jobs.append(j)
+        return jobs
+
+    # -- figures -----------------------------------------------------------
+
+    def machine(self):
+        cpu = "unknown"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+        server = self.redis.info("server")
+        self.raw["machine"] = {
+            "nproc": os.cpu_count(),
+            "cpu": cpu,
+            "memory_gib": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(),
+            "redis_version": server.get("redis_version"),
+            "python": platform.python_version(),
+        }
+
+    def footprint_idle(self):
+        time.sleep(0.5)  # let the fresh process settle
+        self.alive()
+        self.raw["idle"] = {
+            "api_rss_kb": proc_status_kb(self.a.api_pid, "VmRSS"),
+            "redis_rss_kb": proc_status_kb(self.a.redis_pid, "VmRSS"),
+            "redis_used_memory": int(self.redis.info("memory")["used_memory"]),
+        }
+        self.raw["binary_bytes"] = os.path.getsize(self.a.binary)
+        log(f"idle: gene-api RSS {self.raw['idle']['api_rss_kb'] / 1024:.1f} MiB")
+
+    def read_source(self):
+        t0 = time.perf_counter()
+        with open(self.a.data, "rb") as f:
+            body = f.read()
+        doc = json.loads(body)
+        docs = doc["response"]["docs"]
+        self.source_bytes = len(body)
+        self.docs = docs
+        self.by_id = {d["hgnc_id"]: d for d in docs}
+        if len(self.by_id) != len(docs):
+            raise BenchError(f"{self.a.data} repeats hgnc_ids")
+        self.raw["source"] = {"path": self.a.data, "bytes": len(body), "records": len(docs)}
+        log(f"source: {len(docs)} records, {len(body) / 1e6:.1f} MB (read in {time.perf_counter() - t0:.2f} s)")
+
+    def load(self):
+        n = len(self.docs)
+        times, server_times = [], []
+        for i in range(self.cfg["load_runs"]):
+            j, t = self.submit_and_wait("/data", timeout=120, pause=0.002)
+            records = (j.get("result") or {}).get("records")
+            if records != n:
+                raise BenchError(f"load job {j['id']} reports {records} records, the source has {n}")
+            times.append(t)
+            server_times.append(ts(j["finished_at"]) - ts(j["created_at"]))
+            if i == 0:
+                self.alive()
+                self.raw["after_load"] = {
+                    "api_rss_kb": proc_status_kb(self.a.api_pid, "VmRSS"),
+                    "redis_used_memory": int(self.redis.info("memory")["used_memory"]),
+                }
+        self.raw["after_loads"] = {"api_rss_kb": proc_status_kb(self.a.api_pid, "VmRSS")}
+        self.raw["load"] = {"client_s": times, "server_s": server_times}
+        log(f"load: {', '.join(f'{t * 1000:.0f}' for t in times)} ms")
+
+    def check_reads(self):
+        ids = self.http.json("GET", "/genes", (200,))
+        if sorted(ids) != sorted(self.by_id):
+            raise BenchError(f"GET /genes returned {len(ids)} ids; they differ from the source's {len(self.by_id)}")
+        self.ids = ids
+        rng = random.Random(6)
+        for gid in rng.sample(ids, min(self.cfg["check_genes"], len(ids))):
+            got = self.http.json("GET", f"/genes/{gid}", (200,))
+            if got != self.by_id[gid]:
+                raise BenchError(f"GET /genes/{gid} differs from the source record")
+        status, _, data = self.http.request("GET", "/data")
+        if status != 200:
+            raise BenchError(f"GET /data answered {status}")
+        if json.loads(data) != self.docs:
+            raise BenchError("GET /data differs from the source's response.docs")
+        self.data_bytes = len(data)
+        log(f"checked: GET /genes, {self.cfg['check_genes']} GET /genes/<id>, GET /data ({len(data)} bytes)")
+
+    def load_reference(self):
+        """Raw Redis: the same records HSET in batches of 1000 plus the array SET, pre-encoded, one pipeline."""
+        key_h, key_b = "bench:ref:genes", "bench:ref:blob"
+        parts, replies = [], 0
+        for i in range(0, len(self.docs), HSET_BATCH):
+            args = ["HSET", key_h]
+            for d in self.docs[i : i + HSET_BATCH]:
+                args += [d["hgnc_id"], json.dumps(d, ensure_ascii=False).encode()]
+            parts.append(resp_encode(*args))
+            replies += 1
+        blob = json.dumps(self.docs, ensure_ascii=False).encode()
+        parts.append(resp_encode("SET", key_b, blob))
+        replies += 1
+        payload = b"".join(parts)
+        times = []
+        for _ in range(self.cfg["ref_runs"]):
+            self.redis.cmd("DEL", key_h, key_b)
+            times.append(self.redis.pipeline(payload, replies))
+        if self.redis.cmd("HLEN", key_h) != len(self.docs):
+            raise BenchError("the raw-Redis reference did not store every record")
+        # Bulk-read reference while the blob is there: one GET of the same bytes.
+        gets = []
+        for _ in range(self.cfg["bulk_runs"]):
+            t0 = time.perf_counter()
+            v = self.redis.cmd("GET", key_b)
+            gets.append(time.perf_counter() - t0)
+            if len(v) != len(blob):
+                raise BenchError("GET of the reference blob came back short")
+        self.redis.cmd("DEL", key_h, key_b)
+        self.raw["load_reference"] = {"payload_bytes": len(payload), "commands": replies, "s": times}
+        self.raw["bulk_reference"] = {"bytes": len(blob), "s": gets}
+        log(f"raw Redis: pipelined HSET+SET {statistics.median(times) * 1000:.0f} ms, GET blob {statistics.median(gets) * 1000:.1f} ms")
+
+    def point_reads(self):
+        c = self.cfg
+        ids_file = os.path.join(self.a.work, "ids.txt")
+        with open(ids_file, "w") as f:
+            f.write("\n".join(self.ids) + "\n")
+        meter = CpuMeter({"gene-api": self.a.api_pid, "redis-server": self.a.redis_pid})
+        out = run_tool(
+            [
+                "wrk", "--latency", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
+                "-d", f"{c['wrk_secs']}s", "--timeout", "5s",
+                "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{self.a.http_port}",
+            ],
+            env={"BENCH_IDS": ids_file},
+            timeout=c["wrk_secs"] + 60,
+        )
+        cpu = meter.stop()
+        w = wrk_json(out)
+        bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
+        if w["requests"] == 0 or bad:
+            raise BenchError(f"wrk GET /genes/<id>: {w['requests']} requests, {bad} errors: {w}")
+        w["req_s"] = w["requests"] / (w["duration_us"] / 1e6)
+        w["cpu_percent"] = cpu_percent(cpu)
+        w["cpu_us_per_request"] = cpu_per(cpu, w["requests"])
+        self.raw["point_reads"] = w
+        log(f"wrk GET /genes/<id>: {w['req_s']:.0f} req/s, p99 {w['p99_us'] / 1000:.2f} ms, "
+            f"CPU % {w['cpu_percent']}, CPU us/request {w['cpu_us_per_request']}")
+
+        # Reference: redis-benchmark GET of one value the size of an average record.
+        avg = max(1, round(sum(len(json.dumps(d)) for d in self.docs) / len(self.docs)))
+        run_tool(["redis-benchmark", "-p", str(self.a.redis_port), "-t", "set", "-n", "1", "-c", "1", "-d", str(avg), "-q"])
+        meter = CpuMeter({"redis-server": self.a.redis_pid})
+        out = run_tool(
+            ["redis-benchmark", "-p", str(self.a.redis_port), "-t", "get", "-c", str(c["wrk_conns"]),
+             "-n", str(c["redis_gets"]), "--csv"],
+            timeout=300,
+        )
+        cpu = meter.stop()
+        self.redis.cmd("DEL", "key:000000000000")
+        ref = None
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        header = [h.strip('"') for h in lines[0].split(",")]
+        for ln in lines[1:]:
+            vals = [v.strip('"') for v in ln.split(",")]
+            if vals[0] == "GET":
+                ref = dict(zip(header, vals))
+        if not ref:
+            raise BenchError(f"redis-benchmark printed no GET line: {out[-300:]}")
+        self.raw["redis_get"] = {
+            "value_bytes": avg,
+            "req_s": float(ref["rps"]),
+            "p99_ms": float(ref.get("p99_latency_ms", "nan")),
+            "p50_ms": float(ref.get("p50_latency_ms", "nan")),
+            "requests": c["redis_gets"],
+            "cpu_percent": cpu_percent(cpu),
+            "cpu_us_per_request": cpu_per(cpu, c["redis_gets"]),
+        }
+        log(f"redis-benchmark GET ({avg} B values): {float(ref['rps']):.0f} req/s, "
+            f"CPU % {cpu_percent(cpu)}, CPU us/request {cpu_per(cpu, c['redis_gets'])}")
+
+    def bulk_read(self):
+        times, growth = [], []
+        for _ in range(self.cfg["bulk_runs"]):
+            self.alive()
+            with open(f"/proc/{self.a.api_pid}/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            before = proc_status_kb(self.a.api_pid, "VmRSS")
+            t0 = time.perf_counter()
+            status, n, length = self.http.stream("/data")
+            times.append(time.perf_counter() - t0)
+            peak = proc_status_kb(self.a.api_pid, "VmHWM")
+            growth.append((peak - before) * 1024)
+            if status != 200 or n != self.data_bytes or (length is not None and length != n):
+                raise BenchError(f"GET /data: status {status}, {n} bytes read, Content-Length {length}, expected {self.data_bytes}")
+        self.raw["bulk_read"] = {"bytes": self.data_bytes, "s": times, "rss_growth_bytes": growth}
+        log(f"GET /data: {', '.join(f'{t * 1000:.0f}' for t in times)} ms, peak RSS growth {max(growth) / 1024:.0f} KiB")
+
+    def plots(self):
+        w, h = DEFAULT_SIZE
+        res = {}
+        for kind in PLOT_KINDS:
+            path = f"/image?kind={kind}&width={w}&height={h}"
+            cold_job, cold = self.submit_and_wait(path, timeout=60)
+            status, _, png = self.http.request("GET", f"/image/{cold_job['id']}")
+            if status != 200 or png_size(png) != (w, h):
+                raise BenchError(f"GET /image/{cold_job['id']}: status {status}, not a {w}x{h} PNG")
+            client, server, render, queue = [], [], [], []
+            for _ in range(self.cfg["plot_jobs"]):
+                j, t = self.submit_and_wait(path, timeout=60)
+                client.append(t)
+                server.append(ts(j["finished_at"]) - ts(j["created_at"]))
+                render.append(ts(j["finished_at"]) - ts(j["started_at"]))
+                queue.append(ts(j["started_at"]) - ts(j["created_at"]))
+            res[kind] = {
+                "cold_s": cold, "png_bytes": len(png), "client_s": client,
+                "server_s": server, "run_s": render, "queue_s": queue,
+            }
+            log(f"plot {kind}: p50 {pct(client, 50) * 1000:.1f} ms, p99 {pct(client, 99) * 1000:.1f} ms (first {cold * 1000:.0f} ms)")
+        self.raw["plots"] = res
+
+        # Sustained: many default-size jobs at once, all workers busy.
+        n = self.cfg["sustained_jobs"]
+        kinds = [PLOT_KINDS[i % 3] for i in range(n)]
+        paths = iter(f"/image?kind={k}&width={w}&height={h}" for k in kinds)
+        lock = threading.Lock()
+
+        def next_path():
+            with lock:
+                return next(paths)
+
+        t0 = time.perf_counter()
+        ids = self.submit_many_paths(next_path, n)
+        jobs = self.drain(ids, self.cfg["drain_timeout"])
+        wall = time.perf_counter() - t0
+        span = max(ts(j["finished_at"]) for j in jobs) - min(ts(j["created_at"]) for j in jobs)
+        self.raw["plots_sustained"] = {
+            "jobs": n, "span_s": span, "client_wall_s": wall, "jobs_s": n / span,
+            "workers": self.a.workers,
+            "mean_run_s": statistics.mean(ts(j["finished_at"]) - ts(j["started_at"]) for j in jobs),
+        }
+        log(f"plots sustained: {n} jobs in {span:.2f} s = {n / span:.1f} jobs/s")
+
+    def submit_many_paths(self, next_path, n, threads=8):
+        local = threading.local()
+
+        def one(_):
+            if not hasattr(local, "http"):
+                local.http = Http(self.a.http_port)
+            return local.http.json("POST", next_path(), (202,), body=b"")["id"]
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, range(n)))
+
+    def pipeline(self):
+        c = self.cfg
+        w, h = TRIVIAL_SIZE
+        ids_out = os.path.join(self.a.work, "submitted.txt")
+        per_thread = c["submit_cap"] // c["wrk_threads"]
+        meter = CpuMeter({"gene-api": self.a.api_pid, "redis-server": self.a.redis_pid})
+        out = run_tool(
+            [
+                "wrk", "--latency", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
+                "-d", f"{c['submit_secs']}s", "--timeout", "5s",
+                "-s", os.path.join(HERE, "submit.lua"), f"http://127.0.0.1:{self.a.http_port}",
+            ],
+            env={
+                "BENCH_PATH": f"/image?kind=locus_group&width={w}&height={h}",
+                "BENCH_PER_THREAD": str(per_thread),
+                "BENCH_IDS_OUT": ids_out,
+            },
+            timeout=c["submit_secs"] + 60,
+        )
+        sub = wrk_json(out)
+        with open(ids_out) as f:
+            ids = [ln.strip() for ln in f if ln.strip()]
+        bad = sub["status_errors"] + sub["connect_errors"] + sub["read_errors"] + sub["write_errors"] + sub["timeout_errors"]
+        if not ids or bad:
+            raise BenchError(f"wrk POST /image: {len(ids)} job ids, {bad} errors: {sub}")
+        t0 = time.perf_counter()
+        jobs = self.drain(ids, c["drain_timeout"])
+        cpu = meter.stop()
+        drain_wait = time.perf_counter() - t0
+        first = min(ts(j["created_at"]) for j in jobs)
+        last = max(ts(j["finished_at"]) for j in jobs)
+        lat = [ts(j["finished_at"]) - ts(j["created_at"]) for j in jobs]
+        run = [ts(j["finished_at"]) - ts(j["started_at"]) for j in jobs]
+        created = sorted(ts(j["created_at"]) for j in jobs)
+        # wrk's own duration includes its idle wait once every thread has stopped
+        # at its cap, so the submit rate comes from the jobs' creation times.
+        sub["req_s"] = (len(created) - 1) / max(created[-1] - created[0], 1e-3)
+        # Jobs finished after the last submission: what the workers alone manage.
+        tail = [ts(j["finished_at"]) for j in jobs if ts(j["finished_at"]) > created[-1]]
+        self.raw["pipeline"] = {
+            "size": f"{w}x{h}",
+            "jobs": len(ids),
+            "span_s": last - first,
+            "jobs_s": len(ids) / (last - first),
+            "drain_wait_after_submit_s": drain_wait,
+            "latency_p50_s": pct(lat, 50),
+            "latency_p99_s": pct(lat, 99),
+            "run_p50_s": pct(run, 50),
+            "submit": sub,
+            "drain_only_jobs_s": len(tail) / (max(tail) - created[-1]) if len(tail) > 10 else None,
+            "cpu_us_per_job": cpu_per(cpu, len(ids)),
+        }
+        log(
+            f"pipeline: {len(ids)} jobs of {w}x{h} in {last - first:.2f} s = {len(ids) / (last - first):.0f} jobs/s; "
+            f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
+        )
+
+    def footprint_end(self):
+        self.alive()
+        self.raw["end"] = {
+            "api_rss_kb": proc_status_kb(self.a.api_pid, "VmRSS"),
+            "redis_used_memory": int(self.redis.info("memory")["used_memory"]),
+        }
+
+    # -- the table ---------------------------------------------------------
+
+    def build_table(self):
+        r, R = self.raw, self.row
+        ms = lambda s: s * 1000  # noqa: E731
+        mb = lambda b: b / 1e6  # noqa: E731
+        n, src = r["source"]["records"], r["source"]["bytes"]
+
+        load = statistics.median(r["load"]["client_s"])
+        ref = statistics.median(r["load_reference"]["s"])
+        R("1 load: POST /data -> done (median)", ms(load), "ms", ms(ref), "raw Redis pipelined HSET+SET of the same records",
+          load / ref, "<= 300 ms", load <= 0.3)
+        R("1 load throughput", n / load, "records/s", n / ref, "raw Redis", (n / load) / (n / ref))
+        R("1 load throughput", mb(src) / load, "MB/s", mb(src) / ref, "raw Redis", ref / load)
+
+        p = r["point_reads"]
+        g = r["redis_get"]
+        R(f"2 point reads GET /genes/<id> (wrk -c{self.cfg['wrk_conns']})", p["req_s"], "req/s", g["req_s"],
+          f"redis-benchmark -t get -c{self.cfg['wrk_conns']}", p["req_s"] / g["req_s"], ">= 0.40 x ref",
+          p["req_s"] / g["req_s"] >= 0.40)
+        R("2 point reads p99 latency", p["p99_us"] / 1000, "ms", g["p99_ms"], "redis-benchmark GET p99",
+          (p["p99_us"] / 1000) / g["p99_ms"] if g["p99_ms"] else None, "<= 5 ms", p["p99_us"] <= 5000)
+
+        b = r["bulk_read"]
+        bt = statistics.median(b["s"])
+        bref = statistics.median(r["bulk_reference"]["s"])
+        R("3 bulk read GET /data (median)", ms(bt), "ms", ms(bref), "raw Redis GET of the same bytes", bt / bref,
+          "<= 300 ms", bt <= 0.3)
+        grow = max(b["rss_growth_bytes"])
+        R("3 bulk read peak RSS growth (worst run)", grow / 2**20, "MiB", b["bytes"] / 2**20, "response size",
+          grow / b["bytes"], "< response size", grow < b["bytes"])
+
+        for kind, k in r["plots"].items():
+            R(f"4 plot {kind} {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]} submit->done p50", ms(pct(k["client_s"], 50)), "ms",
+              ms(pct(k["run_s"], 50)), "its render (started->finished) p50",
+              pct(k["client_s"], 50) / pct(k["run_s"], 50) if pct(k["run_s"], 50) > 0 else None,
+              "<= 50 ms", pct(k["client_s"], 50) <= 0.05)
+            R(f"4 plot {kind} submit->done p99", ms(pct(k["client_s"], 99)), "ms",
+              ms(pct(k["run_s"], 99)), "render p99",
+              pct(k["client_s"], 99) / pct(k["run_s"], 99) if pct(k["run_s"], 99) > 0 else None)
+        s = r["plots_sustained"]
+        all_runs = [x for k in r["plots"].values() for x in k["run_s"]]
+        ideal = s["workers"] / statistics.mean(all_runs) if statistics.mean(all_runs) > 0 else None
+        R(f"4 plots sustained ({s['jobs']} jobs, {s['workers']} workers)", s["jobs_s"], "jobs/s", ideal,
+          "workers / mean render time", s["jobs_s"] / ideal if ideal else None)
+
+        pl = r["pipeline"]
+        R(f"5 pipeline e2e, plot {pl['size']} ({pl['jobs']} jobs)", pl["jobs_s"], "jobs/s", pl["submit"]["req_s"],
+          "HTTP submit rate, same run", pl["jobs_s"] / pl["submit"]["req_s"], ">= 5000 jobs/s", pl["jobs_s"] >= 5000)
+        R("5 HTTP submit rate POST /image (wrk)", pl["submit"]["req_s"], "req/s", p["req_s"],
+          "GET /genes/<id> req/s (figure 2)", pl["submit"]["req_s"] / p["req_s"])
+
+        idle = r["idle"]
+        R("6 gene-api RSS idle (fresh start)", idle["api_rss_kb"] / 1024, "MiB", idle["redis_rss_kb"] / 1024,
+          "redis-server RSS idle", idle["api_rss_kb"] / idle["redis_rss_kb"], "<= 20 MB",
+          idle["api_rss_kb"] * 1024 <= 20e6)
+        R("6 gene-api RSS after one load", r["after_load"]["api_rss_kb"] / 1024, "MiB", src / 2**20,
+          "source file size", r["after_load"]["api_rss_kb"] * 1024 / src)
+        R(f"6 gene-api RSS after {len(r['load']['client_s'])} loads", r["after_loads"]["api_rss_kb"] / 1024, "MiB",
+          src / 2**20, "source file size", r["after_loads"]["api_rss_kb"] * 1024 / src)
+        used = r["after_load"]["redis_used_memory"] - idle["redis_used_memory"]
+        R("6 Redis used_memory growth for the loaded set", used / 2**20, "MiB", src / 2**20, "source file size",
+          used / src)
+        R("6 release binary size", r["binary_bytes"] / 2**20, "MiB", None, "", None)
+
+    def print_table(self):
+        def fmt(v):
+            if v is None:
+                return "-"
+            if isinstance(v, float) and math.isnan(v):
+                return "n/a"
+            a = abs(v)
+            if a >= 1000:
+                return f"{v:,.0f}"
+            if a >= 100:
+                return f"{v:.0f}"
+            if a >= 10:
+                return f"{v:.1f}"
+            return f"{v:.2f}"
+
+        head = ["figure", "value", "reference (same run)", "ratio", "target", "result"]
+        lines = []
+        for r in self.rows:
+            ref = "-" if r["reference"] is None else f"{fmt(r['reference'])} {r['unit']} ({r['reference_label']})"
+            verdict = "" if r["pass"] is None else ("pass" if r["pass"] else "MISS")
+            lines.append([r["figure"], f"{fmt(r['value'])} {r['unit']}", ref,
+                          "-" if r["ratio"] is None else f"{r['ratio']:.2f}", r["target"] or "", verdict])
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
+        for ln in lines:
+            print("| " + " | ".join(ln) + " |")
+        m = self.raw["machine"]
+        src = self.raw["source"]
+        print()
+        print(f"ratio = value / reference. Data: {src['path']} ({src['records']:,} records, {src['bytes']:,} bytes); "
+              f"machine: {m['nproc']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, Redis {m['redis_version']}.")
+        pr, rg, pl = self.raw["point_reads"], self.raw["redis_get"], self.raw["pipeline"]
+        print(f"CPU during GET /genes/<id> (% of one core, 200 = both): {fmt_dict(pr['cpu_percent'])}; "
+              f"CPU us per request: {fmt_dict(pr['cpu_us_per_request'])}.")
+        print(f"CPU during redis-benchmark GET: {fmt_dict(rg['cpu_percent'])}; "
+              f"CPU us per request: {fmt_dict(rg['cpu_us_per_request'])}.")
+        drain = pl["drain_only_jobs_s"]
+        print(f"Pipeline: CPU us per job {fmt_dict(pl['cpu_us_per_job'])}; job latency p50 "
+              f"{pl['latency_p50_s'] * 1000:.0f} ms, p99 {pl['latency_p99_s'] * 1000:.0f} ms (queueing included); "
+              f"run p50 {pl['run_p50_s'] * 1000:.0f} ms; workers alone after the last submission: "
+              + (f"{drain:.0f} jobs/s." if drain else "too few jobs left to tell."))
+        print("Job timestamps have 1 ms resolution; client-side times poll GET /jobs/<id> every 1-2 ms.")
+        loads = self.raw["load"]
+        print(f"Load, server side (job created_at -> finished_at) median: {statistics.median(loads['server_s']) * 1000:.0f} ms. "
+              f"First plot of each kind (not in the percentiles): "
+              + ", ".join(f"{k} {v['cold_s'] * 1000:.0f} ms" for k, v in self.raw["plots"].items()) + ".")
+
+    def run(self):
+        steps = [
+            ("machine", self.machine),
+            ("footprint (idle)", self.footprint_idle),
+            ("reading the source", self.read_source),
+            ("1 load", self.load),
+            ("checking reads against the source", self.check_reads),
+            ("1/3 raw Redis references", self.load_reference),
+            ("2 point reads", self.point_reads),
+            ("3 bulk read", self.bulk_read),
+            ("4 plots", self.plots),
+            ("5 job pipeline", self.pipeline),
+            ("6 footprint (end)", self.footprint_end),
+        ]
+        for name, fn in steps:
+            print(f"--> {name}", file=sys.stderr, flush=True)
+            try:
+                fn()
+            except BenchError as e:
+                raise BenchError(f"step '{name}': {e}") from None
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise BenchError(f"step '{name}': {type(e).__name__}: {e}") from e
+        self.build_table()
+        self.raw["table"] = self.rows
+        print()
+        self.print_table()
+        if self.a.json:
+            with open(self.a.json, "w") as f:
+                json.dump(self.raw, f, indent=1)
+            print(f"\nraw numbers written to {self.a.json}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--redis-port", type=int, required=True)
+    p.add_argument("--api-pid", type=int, required=True)
+    p.add_argument("--redis-pid", type=int, required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--binary", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--json")
+    a = p.parse_args()
+    try:
+        Bench(a).run()
+    except BenchError as e:
+        print(f"bench: FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
