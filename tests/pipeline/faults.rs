@@ -254,3 +254,20 @@ async fn redis_crash_and_restart_with_its_data_mid_run_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_against_a_running_api_and_worker() {
+    let redis = RedisServer::start();
+    for mode in ["api", "worker"] {
+        let p = Proc::start(mode, &redis, FAST);
+        let port = p.port.to_string();
+        let status = std::process::Command::new(BIN)
+            .arg("healthcheck")
+            .env_clear()
+            .env("GENE_API__HTTP__PORT", &port)
+            .env("GENE_API__WORKERS__HEALTH_PORT", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "{mode}");
+    }
+}

@@ -5,5 +5,6 @@
 mod helpers;
 mod procs;
 
+mod cli;
 mod faults;
 mod trimming;
