@@ -113,41 +113,80 @@ fn locus_group_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotEr
     c.horizontal_bars(top, &bars, stats.total, "Number of genes", "Locus group")
 }
 
-fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
-    let placed = stats.placed();
-    let (title, subtitle) = if stats.total == 0 {
-        (
-            "HGNC genes by chromosome".to_owned(),
-            "The data set holds no genes".to_owned(),
-        )
-    } else if stats.chromosome_unplaced == 0 {
-        (
-            format!("{} HGNC genes by chromosome", thousands(stats.total)),
-            format!("All {} genes placed on a chromosome", thousands(placed)),
-        )
+/// The words of a chart that covers only the genes with a usable value.
+struct Coverage {
+    /// "by chromosome"
+    by: &'static str,
+    /// "placed on a chromosome": said of all genes when none lacks the value.
+    all_have: &'static str,
+    /// "placed": said of the covered ones otherwise.
+    some_have: &'static str,
+    /// "without a location"
+    lacking: &'static str,
+    /// "has a usable location"
+    none_has: &'static str,
+}
+
+/// Draws the title and a subtitle saying how many genes the chart covers.
+/// Returns where the plot area starts, or None when there is nothing to plot
+/// (the "no data" box is drawn instead).
+fn coverage_header(
+    c: &Canvas<'_, '_>,
+    total: u64,
+    covered: u64,
+    missing: u64,
+    words: &Coverage,
+) -> Result<Option<i32>, PlotError> {
+    let title = if total == 0 {
+        format!("HGNC genes {}", words.by)
     } else {
-        (
-            format!("{} HGNC genes by chromosome", thousands(stats.total)),
-            format!(
-                "{} of {} genes placed; {} without a location",
-                thousands(placed),
-                thousands(stats.total),
-                thousands(stats.chromosome_unplaced)
-            ),
+        format!("{} HGNC genes {}", thousands(total), words.by)
+    };
+    let subtitle = if total == 0 {
+        "The data set holds no genes".to_owned()
+    } else if missing == 0 {
+        format!("All {} genes {}", thousands(covered), words.all_have)
+    } else {
+        format!(
+            "{} of {} genes {}; {} {}",
+            thousands(covered),
+            thousands(total),
+            words.some_have,
+            thousands(missing),
+            words.lacking
         )
     };
     let top = c.header(&title, &subtitle)?;
-    if placed == 0 {
-        let msg = if stats.total == 0 {
-            "No data to plot".to_owned()
-        } else {
-            format!(
-                "None of the {} genes has a usable location",
-                thousands(stats.total)
-            )
-        };
-        return c.empty_box(top, &msg);
+    if covered > 0 {
+        return Ok(Some(top));
     }
+    let msg = if total == 0 {
+        "No data to plot".to_owned()
+    } else {
+        format!("None of the {} genes {}", thousands(total), words.none_has)
+    };
+    c.empty_box(top, &msg)?;
+    Ok(None)
+}
+
+fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
+    let words = Coverage {
+        by: "by chromosome",
+        all_have: "placed on a chromosome",
+        some_have: "placed",
+        lacking: "without a location",
+        none_has: "has a usable location",
+    };
+    let Some(top) = coverage_header(
+        c,
+        stats.total,
+        stats.placed(),
+        stats.chromosome_unplaced,
+        &words,
+    )?
+    else {
+        return Ok(());
+    };
     // Every chromosome gets a slot, so the axis is the same for every data
     // set; names outside the standard set (only possible in hand-made
     // stats) follow at the end.
@@ -193,40 +232,23 @@ fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotErr
 }
 
 fn approval_year_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
-    let dated = stats.dated();
-    let (title, subtitle) = if stats.total == 0 {
-        (
-            "HGNC genes by year of approval".to_owned(),
-            "The data set holds no genes".to_owned(),
-        )
-    } else if stats.approval_year_missing == 0 {
-        (
-            format!("{} HGNC genes by year of approval", thousands(stats.total)),
-            format!("All {} genes have an approval date", thousands(dated)),
-        )
-    } else {
-        (
-            format!("{} HGNC genes by year of approval", thousands(stats.total)),
-            format!(
-                "{} of {} genes dated; {} without an approval date",
-                thousands(dated),
-                thousands(stats.total),
-                thousands(stats.approval_year_missing)
-            ),
-        )
+    let words = Coverage {
+        by: "by year of approval",
+        all_have: "have an approval date",
+        some_have: "dated",
+        lacking: "without an approval date",
+        none_has: "has a usable approval date",
     };
-    let top = c.header(&title, &subtitle)?;
-    if dated == 0 {
-        let msg = if stats.total == 0 {
-            "No data to plot".to_owned()
-        } else {
-            format!(
-                "None of the {} genes has a usable approval date",
-                thousands(stats.total)
-            )
-        };
-        return c.empty_box(top, &msg);
-    }
+    let Some(top) = coverage_header(
+        c,
+        stats.total,
+        stats.dated(),
+        stats.approval_year_missing,
+        &words,
+    )?
+    else {
+        return Ok(());
+    };
     let mut years: Vec<(i32, u64)> = stats.approval_year.clone();
     years.sort_unstable();
     let (first, last) = match (years.first(), years.last()) {
