@@ -93,7 +93,7 @@ standin_rust() (
     local ctx toolchain="$have-x86_64-unknown-linux-gnu"
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/gene-api-rustctx.XXXXXX")
     # shellcheck disable=SC2064
-    trap "rm -rf '$ctx'" EXIT
+    trap "rm -rf '$ctx' '$ctx.log'" EXIT
     cp "$rustup_bin" "$ctx/rustup"
     mkdir "$ctx/local-ca"
     find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} "$ctx/local-ca/" \; 2> /dev/null || true
@@ -126,7 +126,10 @@ EOF
     name=$(basename "$sysroot")
     tar -c -C "$ctx" Dockerfile rustup local-ca \
         -C "$parent" --exclude="$name/share/doc" --transform="s,^$name,toolchain," "$name" |
-        docker build -q -t "$tag" - > /dev/null
+        docker build -t "$tag" - > "$ctx.log" 2>&1 || {
+        tail -n 40 "$ctx.log" >&2
+        exit 1
+    }
 )
 
 # redis:7-bookworm: the Debian stand-in plus Debian's redis-server (7.0), with
@@ -141,7 +144,7 @@ standin_redis() (
     local ctx
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/gene-api-redisctx.XXXXXX")
     # shellcheck disable=SC2064
-    trap "rm -rf '$ctx'" EXIT
+    trap "rm -rf '$ctx' '$ctx.log'" EXIT
     cat > "$ctx/docker-entrypoint.sh" <<'EOF'
 #!/bin/sh
 set -e
@@ -182,5 +185,8 @@ ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["redis-server"]
 LABEL org.opencontainers.image.description="LOCAL STAND-IN for $tag, not the official image"
 EOF
-    docker build -q -t "$tag" "$ctx" > /dev/null
+    docker build -t "$tag" "$ctx" > "$ctx.log" 2>&1 || {
+        tail -n 40 "$ctx.log" >&2
+        exit 1
+    }
 )
