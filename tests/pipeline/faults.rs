@@ -29,16 +29,23 @@ async fn kill_9_of_a_busy_worker_loses_no_job() {
     load(&api).await;
 
     let ids = submit_plots(&api, 300, 400).await;
-    // Kill w2 at a moment it holds at least one entry (delivered, not acknowledged).
+    // Catch w2 holding at least one entry (delivered, not acknowledged): freeze
+    // it, look, and kill it only if it does; otherwise let it go on and retry.
     let victim = format!("-{}-worker-", w2.pid());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let pending = pending_by_consumer(&redis);
-        if pending.iter().any(|(c, n)| c.contains(&victim) && *n > 0) {
+        assert!(Instant::now() < deadline, "victim never held a job");
+        w2.signal("-STOP");
+        let held = pending_by_consumer(&redis)
+            .iter()
+            .filter(|(c, _)| c.contains(&victim))
+            .map(|(_, n)| *n)
+            .sum::<u64>();
+        if held > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "victim never held a job");
-        std::thread::sleep(Duration::from_millis(2));
+        w2.signal("-CONT");
+        std::thread::sleep(Duration::from_millis(3));
     }
     w2.signal("-KILL");
     let killed_at = std::time::SystemTime::now()
