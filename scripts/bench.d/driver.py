@@ -46,6 +46,7 @@ MODES = {
         "submit_secs": 2,
         "submit_cap": 10_000,
         "drain_timeout": 180,
+        "quiet_wait": 120,
     },
     "smoke": {
         "load_runs": 2,
@@ -61,6 +62,7 @@ MODES = {
         "submit_secs": 1,
         "submit_cap": 300,
         "drain_timeout": 60,
+        "quiet_wait": 0,
     },
 }
 
@@ -253,23 +255,42 @@ def cpu_seconds(pid):
 
 
 def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds of this driver and its finished children (wrk, redis-benchmark)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
+def machine_ticks():
+    """(busy without softirq, softirq) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, *_ = map(int, f.readline().split()[1:])
+    return user + nice + system + irq, softirq
 
 
 class CpuMeter:
-    """CPU use of gene-api, redis-server and this driver's children over a stretch of time."""
+    """CPU use of gene-api, redis-server and this driver's children over a stretch of
+    time, and of the machine as a whole: whatever else runs on it shows up as "other"."""
 
     def __init__(self, pids):
         self.pids = pids
         self.t0 = time.perf_counter()
         self.c0 = {k: cpu_seconds(p) for k, p in pids.items()}
         self.k0 = children_cpu()
+        self.m0 = machine_ticks()
 
     def stop(self):
-        """{name: CPU seconds used}, plus "wall" (seconds) and "load generator" (our children)."""
+        """{name: CPU seconds}: each process, "load generator" (this driver and its children:
+        wrk, redis-benchmark), "softirq" (network stack, charged to no process),
+        "other" (everything else on the machine), and "wall" (seconds)."""
         out = {k: cpu_seconds(p) - self.c0[k] for k, p in self.pids.items()}
         out["load generator"] = children_cpu() - self.k0
+        tick = os.sysconf("SC_CLK_TCK")
+        busy, soft = (b - a for a, b in zip(self.m0, machine_ticks()))
+        out["softirq"] = soft / tick
+        out["other"] = max(0.0, busy / tick - sum(out.values()) + out["softirq"])
         out["wall"] = time.perf_counter() - self.t0
         return out
 
@@ -280,8 +301,8 @@ def cpu_percent(cpu):
 
 
 def cpu_per(cpu, n):
-    """CPU microseconds per operation, for n operations."""
-    return {k: round(1e6 * v / n, 1) for k, v in cpu.items() if k != "wall"}
+    """CPU microseconds per operation, for n operations (machine-wide shares left out)."""
+    return {k: round(1e6 * v / n, 1) for k, v in cpu.items() if k not in ("wall", "softirq", "other")}
 
 
 def fmt_dict(d):
@@ -333,7 +354,6 @@ class Bench:
         self.redis = Redis(a.redis_port)
         self.raw = {"mode": "smoke" if a.smoke else "full", "config": self.cfg}
         self.rows = []
-        self.notes = []
 
     # -- helpers -----------------------------------------------------------
 
@@ -381,8 +401,12 @@ class Bench:
         return j, elapsed
 
     def drain(self, ids, timeout):
-        """Waits for every job in ids; returns their records. Fails if any job failed."""
+        """Waits for every job in ids; returns their records. Fails if any job failed.
+
+        Waits on the last id first, polling slowly, so that the polling itself
+        hardly loads gene-api while the workers drain the stream."""
         deadline = time.perf_counter() + timeout
+        self.wait_job(ids[-1], timeout, pause=0.02)
         jobs = []
         for i in ids:
             j, _ = self.wait_job(i, max(0.0, deadline - time.perf_counter()), pause=0.01)
@@ -403,6 +427,15 @@ class Bench:
         with open("/proc/meminfo") as f:
             mem_kb = int(f.readline().split()[1])
         server = self.redis.info("server")
+        root = os.path.dirname(os.path.dirname(HERE))
+        try:
+            commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            commit = (commit + (" + uncommitted changes in src/" if dirty else "")) or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
         self.raw["machine"] = {
             "nproc": os.cpu_count(),
             "cpu": cpu,
@@ -410,7 +443,28 @@ class Bench:
             "kernel": platform.release(),
             "redis_version": server.get("redis_version"),
             "python": platform.python_version(),
+            "gene_api_commit": commit,
         }
+
+    def wait_quiet(self):
+        """Other work on this 2-core machine skews every figure: wait (bounded) until
+        the machine is nearly idle, and record what it was doing."""
+        limit = self.cfg["quiet_wait"]
+        tick = os.sysconf("SC_CLK_TCK")
+        t0 = time.perf_counter()
+        said = False
+        while True:
+            a = sum(machine_ticks())
+            time.sleep(1.0)
+            busy = 100 * (sum(machine_ticks()) - a) / tick
+            if busy < 15 or time.perf_counter() - t0 >= limit:
+                break
+            if not said:
+                log(f"other processes use {busy:.0f}% of a core; waiting up to {limit} s for quiet")
+                said = True
+        self.raw["busy_before_percent"] = round(busy, 1)
+        if busy >= 15:
+            log(f"WARNING: starting although the machine is busy ({busy:.0f}% of a core)")
 
     def footprint_idle(self):
         time.sleep(0.5)  # let the fresh process settle
@@ -617,19 +671,24 @@ class Bench:
             with lock:
                 return next(paths)
 
+        meter = CpuMeter({"gene-api": self.a.api_pid, "redis-server": self.a.redis_pid})
         t0 = time.perf_counter()
-        ids = self.submit_many_paths(next_path, n)
+        ids = self.submit_many(next_path, n)
         jobs = self.drain(ids, self.cfg["drain_timeout"])
         wall = time.perf_counter() - t0
-        span = max(ts(j["finished_at"]) for j in jobs) - min(ts(j["created_at"]) for j in jobs)
+        cpu = meter.stop()
+        # Timestamps have 1 ms resolution: a span below that is 1 ms.
+        span = max(1e-3, max(ts(j["finished_at"]) for j in jobs) - min(ts(j["created_at"]) for j in jobs))
         self.raw["plots_sustained"] = {
             "jobs": n, "span_s": span, "client_wall_s": wall, "jobs_s": n / span,
             "workers": self.a.workers,
             "mean_run_s": statistics.mean(ts(j["finished_at"]) - ts(j["started_at"]) for j in jobs),
+            "cpu_percent": cpu_percent(cpu),
+            "cpu_us_per_job": cpu_per(cpu, n),
         }
         log(f"plots sustained: {n} jobs in {span:.2f} s = {n / span:.1f} jobs/s")
 
-    def submit_many_paths(self, next_path, n, threads=8):
+    def submit_many(self, next_path, n, threads=8):
         local = threading.local()
 
         def one(_):
@@ -670,7 +729,7 @@ class Bench:
         cpu = meter.stop()
         drain_wait = time.perf_counter() - t0
         first = min(ts(j["created_at"]) for j in jobs)
-        last = max(ts(j["finished_at"]) for j in jobs)
+        last = max(first + 1e-3, max(ts(j["finished_at"]) for j in jobs))
         lat = [ts(j["finished_at"]) - ts(j["created_at"]) for j in jobs]
         run = [ts(j["finished_at"]) - ts(j["started_at"]) for j in jobs]
         created = sorted(ts(j["created_at"]) for j in jobs)
@@ -689,8 +748,9 @@ class Bench:
             "latency_p99_s": pct(lat, 99),
             "run_p50_s": pct(run, 50),
             "submit": sub,
-            "drain_only_jobs_s": len(tail) / (max(tail) - created[-1]) if len(tail) > 10 else None,
+            "drain_only_jobs_s": len(tail) / max(1e-3, max(tail) - created[-1]) if len(tail) > 10 else None,
             "cpu_us_per_job": cpu_per(cpu, len(ids)),
+            "cpu_percent": cpu_percent(cpu),
         }
         log(
             f"pipeline: {len(ids)} jobs of {w}x{h} in {last - first:.2f} s = {len(ids) / (last - first):.0f} jobs/s; "
@@ -746,9 +806,11 @@ class Bench:
               pct(k["client_s"], 99) / pct(k["run_s"], 99) if pct(k["run_s"], 99) > 0 else None)
         s = r["plots_sustained"]
         all_runs = [x for k in r["plots"].values() for x in k["run_s"]]
-        ideal = s["workers"] / statistics.mean(all_runs) if statistics.mean(all_runs) > 0 else None
+        # Renders are CPU-bound: more workers than cores cannot render faster.
+        busy = min(s["workers"], os.cpu_count() or 1)
+        ideal = busy / statistics.mean(all_runs) if statistics.mean(all_runs) > 0 else None
         R(f"4 plots sustained ({s['jobs']} jobs, {s['workers']} workers)", s["jobs_s"], "jobs/s", ideal,
-          "workers / mean render time", s["jobs_s"] / ideal if ideal else None)
+          f"{busy} / mean render time of one plot alone", s["jobs_s"] / ideal if ideal else None)
 
         pl = r["pipeline"]
         R(f"5 pipeline e2e, plot {pl['size']} ({pl['jobs']} jobs)", pl["jobs_s"], "jobs/s", pl["submit"]["req_s"],
@@ -799,7 +861,8 @@ class Bench:
         src = self.raw["source"]
         print()
         print(f"ratio = value / reference. Data: {src['path']} ({src['records']:,} records, {src['bytes']:,} bytes); "
-              f"machine: {m['nproc']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, Redis {m['redis_version']}.")
+              f"machine: {m['nproc']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, Redis {m['redis_version']}; "
+              f"gene-api {m['gene_api_commit'] or '(no git)'}.")
         pr, rg, pl = self.raw["point_reads"], self.raw["redis_get"], self.raw["pipeline"]
         print(f"CPU during GET /genes/<id> (% of one core, 200 = both): {fmt_dict(pr['cpu_percent'])}; "
               f"CPU us per request: {fmt_dict(pr['cpu_us_per_request'])}.")
@@ -810,7 +873,18 @@ class Bench:
               f"{pl['latency_p50_s'] * 1000:.0f} ms, p99 {pl['latency_p99_s'] * 1000:.0f} ms (queueing included); "
               f"run p50 {pl['run_p50_s'] * 1000:.0f} ms; workers alone after the last submission: "
               + (f"{drain:.0f} jobs/s." if drain else "too few jobs left to tell."))
-        print("Job timestamps have 1 ms resolution; client-side times poll GET /jobs/<id> every 1-2 ms.")
+        ps = self.raw["plots_sustained"]
+        print(f"Plots sustained: CPU {fmt_dict(ps['cpu_percent'])} (% of one core); mean render "
+              f"{ps['mean_run_s'] * 1000:.1f} ms with all workers busy.")
+        print("Job timestamps have 1 ms resolution; client-side times poll GET /jobs/<id> every 1-2 ms; "
+              f"p99 of {self.cfg['plot_jobs']} plots is the slowest of them.")
+        noisy = [(name, d["cpu_percent"]["other"]) for name, d in
+                 (("point reads", pr), ("redis-benchmark", rg), ("plots sustained", ps), ("pipeline", pl))
+                 if d["cpu_percent"]["other"] > 15]
+        if noisy:
+            print("WARNING: other processes on this machine used CPU during the run ("
+                  + ", ".join(f"{n}: {v:g}% of a core" for n, v in noisy) + "): the numbers are noisy.")
+        print(f"Before measuring, other processes used {self.raw['busy_before_percent']:g}% of a core.")
         loads = self.raw["load"]
         print(f"Load, server side (job created_at -> finished_at) median: {statistics.median(loads['server_s']) * 1000:.0f} ms. "
               f"First plot of each kind (not in the percentiles): "
@@ -819,6 +893,7 @@ class Bench:
     def run(self):
         steps = [
             ("machine", self.machine),
+            ("waiting for a quiet machine", self.wait_quiet),
             ("footprint (idle)", self.footprint_idle),
             ("reading the source", self.read_source),
             ("1 load", self.load),
@@ -866,6 +941,9 @@ def main():
     except BenchError as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
