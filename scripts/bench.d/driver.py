@@ -932,7 +932,7 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--binary", required=True)
     p.add_argument("--work", required=True)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=4)
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--json")
     a = p.parse_args()
