@@ -1,23 +1,41 @@
-//! Chart layout and drawing on a plotters bitmap.
+//! Chart layout and drawing on an RGB bitmap.
 //!
-//! The layout is computed here in pixels rather than with plotters'
-//! `ChartBuilder`, so that every piece of text is measured before it is placed:
+//! The layout is computed here in pixels, so that every piece of text is
+//! measured before it is placed:
 //! label areas fit their labels exactly, category labels are thinned out or
 //! wrapped when they would collide, and counts are printed on bars only where
 //! they fit. Font sizes scale with the image and never drop below a legible
 //! minimum.
 
-use ab_glyph::{Font, ScaleFont};
-use plotters::backend::RGBPixel;
-use plotters::coord::Shift;
-use plotters::prelude::{BitMapBackend, DrawingArea, IntoDrawingArea, Rectangle};
-use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{Color, FontDesc, FontFamily, FontStyle, FontTransform, RGBColor, TextStyle};
+use std::cell::RefCell;
+use std::sync::Arc;
 
+use ab_glyph::{Font, ScaleFont};
+use plotters::coord::Shift;
+use plotters::prelude::{BitMapBackend, Color, DrawingArea, IntoDrawingArea, Rectangle};
+use plotters::style::RGBColor as PlottersColor;
+
+use super::glyphs::{self, Glyph};
 use super::stats::CHROMOSOMES;
 use super::{EmbeddedFonts, PlotError, PlotKind, PlotStats};
 
-type Area<'a> = DrawingArea<BitMapBackend<'a, RGBPixel>, Shift>;
+/// An opaque RGB colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RGBColor(u8, u8, u8);
+
+impl RGBColor {
+    fn plotters(self) -> PlottersColor {
+        PlottersColor(self.0, self.1, self.2)
+    }
+}
+
+/// Where a line of text is anchored horizontally.
+#[derive(Clone, Copy, Debug)]
+enum HPos {
+    Left,
+    Center,
+    Right,
+}
 
 const TITLE: RGBColor = RGBColor(33, 37, 41);
 const SUBTITLE: RGBColor = RGBColor(88, 94, 102);
@@ -53,12 +71,9 @@ const MAX_TICKS: usize = 10;
 /// of one slot per calendar year (guards against absurd stored stats).
 const MAX_YEAR_SPAN: i64 = 2000;
 
-fn draw_err(e: impl std::fmt::Display) -> PlotError {
-    PlotError::Draw(e.to_string())
-}
-
 /// Draws the `kind` chart of `stats` into `buf`, a `w` x `h` RGB buffer that
-/// is already white (the background).
+/// is already white (the background). Fails only if `buf` is not exactly
+/// `w * h * 3` bytes.
 pub(super) fn draw_chart(
     kind: PlotKind,
     stats: &PlotStats,
@@ -67,19 +82,25 @@ pub(super) fn draw_chart(
     w: u32,
     h: u32,
 ) -> Result<(), PlotError> {
-    let backend =
-        BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, (w, h)).map_err(draw_err)?;
-    let area = backend.into_drawing_area();
-    let canvas = Canvas::new(&area, fonts, w, h);
-    match kind {
-        PlotKind::LocusGroup => locus_group_chart(&canvas, stats)?,
-        PlotKind::Chromosome => chromosome_chart(&canvas, stats)?,
-        PlotKind::ApprovalYear => approval_year_chart(&canvas, stats)?,
+    let (width, height) = (w as usize, h as usize);
+    if width.checked_mul(height).and_then(|n| n.checked_mul(3)) != Some(buf.len()) {
+        return Err(PlotError::Draw(format!(
+            "a {w}x{h} RGB image needs {} bytes, not {}",
+            u64::from(w) * u64::from(h) * 3,
+            buf.len()
+        )));
     }
-    area.present().map_err(draw_err)
+    let area = BitMapBackend::with_buffer(buf, (w, h)).into_drawing_area();
+    let canvas = Canvas::new(area, fonts, w, h);
+    match kind {
+        PlotKind::LocusGroup => locus_group_chart(&canvas, stats),
+        PlotKind::Chromosome => chromosome_chart(&canvas, stats),
+        PlotKind::ApprovalYear => approval_year_chart(&canvas, stats),
+    }
+    canvas.finish()
 }
 
-fn locus_group_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
+fn locus_group_chart(c: &Canvas<'_>, stats: &PlotStats) {
     let groups = stats.locus_group.len();
     let (title, subtitle) = if stats.total == 0 {
         (
@@ -96,7 +117,7 @@ fn locus_group_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotEr
             },
         )
     };
-    let top = c.header(&title, &subtitle)?;
+    let top = c.header(&title, &subtitle);
     if groups == 0 {
         return c.empty_box(top, "No data to plot");
     }
@@ -131,12 +152,12 @@ struct Coverage {
 /// Returns where the plot area starts, or None when there is nothing to plot
 /// (the "no data" box is drawn instead).
 fn coverage_header(
-    c: &Canvas<'_, '_>,
+    c: &Canvas<'_>,
     total: u64,
     covered: u64,
     missing: u64,
     words: &Coverage,
-) -> Result<Option<i32>, PlotError> {
+) -> Option<i32> {
     let title = if total == 0 {
         format!("HGNC genes {}", words.by)
     } else {
@@ -156,20 +177,20 @@ fn coverage_header(
             words.lacking
         )
     };
-    let top = c.header(&title, &subtitle)?;
+    let top = c.header(&title, &subtitle);
     if covered > 0 {
-        return Ok(Some(top));
+        return Some(top);
     }
     let msg = if total == 0 {
         "No data to plot".to_owned()
     } else {
         format!("None of the {} genes {}", thousands(total), words.none_has)
     };
-    c.empty_box(top, &msg)?;
-    Ok(None)
+    c.empty_box(top, &msg);
+    None
 }
 
-fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
+fn chromosome_chart(c: &Canvas<'_>, stats: &PlotStats) {
     let words = Coverage {
         by: "by chromosome",
         all_have: "placed on a chromosome",
@@ -183,9 +204,8 @@ fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotErr
         stats.placed(),
         stats.chromosome_unplaced,
         &words,
-    )?
-    else {
-        return Ok(());
+    ) else {
+        return;
     };
     // Every chromosome gets a slot, so the axis is the same for every data
     // set; names outside the standard set (only possible in hand-made
@@ -231,7 +251,7 @@ fn chromosome_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotErr
     )
 }
 
-fn approval_year_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), PlotError> {
+fn approval_year_chart(c: &Canvas<'_>, stats: &PlotStats) {
     let words = Coverage {
         by: "by year of approval",
         all_have: "have an approval date",
@@ -245,9 +265,8 @@ fn approval_year_chart(c: &Canvas<'_, '_>, stats: &PlotStats) -> Result<(), Plot
         stats.dated(),
         stats.approval_year_missing,
         &words,
-    )?
-    else {
-        return Ok(());
+    ) else {
+        return;
     };
     let mut years: Vec<(i32, u64)> = stats.approval_year.clone();
     years.sort_unstable();
@@ -303,9 +322,22 @@ struct Bar {
     colour: RGBColor,
 }
 
+/// One line of text laid out: each inked glyph with the offset of its
+/// bitmap's left edge from the start of the line, and the line's advance
+/// width, kerning included.
+struct Line {
+    glyphs: Vec<(Arc<Glyph>, i32)>,
+    width: f32,
+}
+
 /// Font sizes, spacing and drawing helpers for one image.
-struct Canvas<'a, 'b> {
-    area: &'b Area<'a>,
+struct Canvas<'a> {
+    /// plotters draws every pixel: rectangles as shapes, text as the cached
+    /// glyph coverage, each pixel blended with plotters' own alpha blending.
+    area: DrawingArea<BitMapBackend<'a>, Shift>,
+    /// The first drawing error, reported once the chart is done (drawing on
+    /// a bitmap in memory does not fail in practice).
+    failure: RefCell<Option<String>>,
     fonts: &'static EmbeddedFonts,
     w: i32,
     h: i32,
@@ -320,17 +352,24 @@ struct Canvas<'a, 'b> {
     tick_len: i32,
 }
 
-impl<'a, 'b> Canvas<'a, 'b> {
-    fn new(area: &'b Area<'a>, fonts: &'static EmbeddedFonts, w: u32, h: u32) -> Self {
+impl<'a> Canvas<'a> {
+    fn new(
+        area: DrawingArea<BitMapBackend<'a>, Shift>,
+        fonts: &'static EmbeddedFonts,
+        w: u32,
+        h: u32,
+    ) -> Self {
         // 1.0 at the default 1000 x 600; text never gets smaller than what
         // stays readable at 200 x 200.
         let s = (f64::from(w) / 1000.0).min(f64::from(h) / 600.0);
         let px = |base: f64, min: f64| (base * s).max(min).round();
-        // Font sizes are even so that the renderer's half-size baseline
-        // offset is a whole number of pixels for every glyph.
+        // Font sizes are even: when plotters drew the text its baseline
+        // offset of half the size had to be a whole number of pixels, and
+        // keeping them so keeps the charts exactly as they were.
         let font_px = |base: f64, min: f64| (base * s / 2.0).round().max(min / 2.0) * 2.0;
         Self {
             area,
+            failure: RefCell::new(None),
             fonts,
             w: w as i32,
             h: h as i32,
@@ -346,19 +385,10 @@ impl<'a, 'b> Canvas<'a, 'b> {
         }
     }
 
-    fn font(px: f64, bold: bool) -> FontDesc<'static> {
-        let style = if bold {
-            FontStyle::Bold
-        } else {
-            FontStyle::Normal
-        };
-        FontDesc::new(FontFamily::SansSerif, px, style)
-    }
-
-    /// Lays out one line of text: each inked character with the offset of its
-    /// bitmap's left edge from the start of the line, and the line's advance
-    /// width, kerning included.
-    fn layout(&self, text: &str, px: f64, bold: bool) -> (Vec<(char, i32)>, f32) {
+    /// Lays out one line of text at `px` pixels, from cached glyph metrics.
+    /// Pen positions accumulate advances and kerning as floats; each glyph
+    /// starts at the rounded pen position plus its bitmap's left bearing.
+    fn layout(&self, text: &str, px: f64, bold: bool) -> Line {
         let font = if bold {
             &self.fonts.bold
         } else {
@@ -368,30 +398,32 @@ impl<'a, 'b> Canvas<'a, 'b> {
         let mut glyphs = Vec::with_capacity(text.len());
         let mut pen = 0f32;
         let mut prev = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
+        for glyph in glyphs::line(font, bold, px as f32, text) {
             if let Some(prev) = prev {
-                pen += scaled.kern(prev, id);
+                pen += scaled.kern(prev, glyph.id);
             }
-            if let Some(outline) = scaled.outline_glyph(id.with_scale(scaled.scale())) {
-                glyphs.push((c, pen.round() as i32 + outline.px_bounds().min.x as i32));
+            prev = Some(glyph.id);
+            let advance = glyph.advance;
+            if glyph.inked {
+                let offset = pen.round() as i32 + glyph.left;
+                glyphs.push((glyph, offset));
             }
-            pen += scaled.h_advance(id);
-            prev = Some(id);
+            pen += advance;
         }
-        (glyphs, pen)
+        Line { glyphs, width: pen }
     }
 
     fn text_width(&self, text: &str, px: f64, bold: bool) -> i32 {
-        self.layout(text, px, bold).1.ceil() as i32
+        self.layout(text, px, bold).width.ceil() as i32
     }
 
     /// Draws one line of text with its baseline at `baseline`, anchored
     /// horizontally at `x` by `h`.
     ///
-    /// plotters' ab_glyph renderer drops each glyph's side bearing and
-    /// truncates pen positions, which spaces letters unevenly ("1 16"), so
-    /// each character is drawn on its own at the position laid out here.
+    /// Each glyph is placed at its own laid-out position (plotters' text
+    /// renderer dropped side bearings and truncated pen positions, which
+    /// spaced letters unevenly: "1 16"), and its cached coverage is blended
+    /// into the pixels, over whatever was drawn before.
     #[allow(clippy::too_many_arguments)]
     fn text(
         &self,
@@ -402,73 +434,103 @@ impl<'a, 'b> Canvas<'a, 'b> {
         bold: bool,
         colour: &RGBColor,
         h: HPos,
-    ) -> Result<(), PlotError> {
-        let (glyphs, width) = self.layout(text, px, bold);
+    ) {
+        let line = self.layout(text, px, bold);
         let start = match h {
             HPos::Left => x as f32,
-            HPos::Center => x as f32 - width / 2.0,
-            HPos::Right => x as f32 - width,
+            HPos::Center => x as f32 - line.width / 2.0,
+            HPos::Right => x as f32 - line.width,
         }
         .round() as i32;
-        let style = TextStyle::from(Self::font(px, bold))
-            .color(colour)
-            .pos(Pos::new(HPos::Left, VPos::Top));
-        // The renderer puts the baseline half a font size below a
-        // top-anchored position (font sizes are even, so this is exact).
-        let y = baseline - (px / 2.0).round() as i32;
-        let mut utf8 = [0u8; 4];
-        for (c, offset) in glyphs {
-            self.area
-                .draw_text(c.encode_utf8(&mut utf8), &style, (start + offset, y))
-                .map_err(draw_err)?;
+        for (glyph, offset) in &line.glyphs {
+            let (left, top) = (start + offset, baseline + glyph.top);
+            self.ink(glyph, *colour, |gx, gy| (left + gx, top + gy));
         }
-        Ok(())
+    }
+
+    /// Blends a glyph's coverage in `colour` into the image through plotters;
+    /// `place` maps a bitmap position (column, row) to image pixels.
+    fn ink(&self, glyph: &Glyph, colour: RGBColor, place: impl Fn(i32, i32) -> (i32, i32)) {
+        if glyph.width == 0 {
+            return;
+        }
+        let solid = colour.plotters();
+        for (gy, row) in glyph.coverage.chunks_exact(glyph.width).enumerate() {
+            for (gx, &weight) in row.iter().enumerate() {
+                if weight == 0 {
+                    continue;
+                }
+                let at = place(gx as i32, gy as i32);
+                let r = if weight == glyphs::OPAQUE {
+                    self.area.draw_pixel(at, &solid)
+                } else {
+                    // plotters turns alpha back into floor(256 a) = weight.
+                    self.area
+                        .draw_pixel(at, &solid.mix(f64::from(weight) / 256.0))
+                };
+                self.note(r);
+            }
+        }
+    }
+
+    fn note<E: std::fmt::Display>(&self, r: Result<(), E>) {
+        if let Err(e) = r {
+            self.failure
+                .borrow_mut()
+                .get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Ends drawing: the first error, if any drawing call failed.
+    fn finish(self) -> Result<(), PlotError> {
+        if let Some(e) = self.failure.into_inner() {
+            return Err(PlotError::Draw(e));
+        }
+        self.area
+            .present()
+            .map_err(|e| PlotError::Draw(e.to_string()))
     }
 
     /// Draws an axis description at the left margin, rotated to read bottom
     /// to top and centred on `centre_y`, kept between `top` and the bottom
     /// margin (shrunk if it is longer than that).
-    fn vertical_text(&self, text: &str, centre_y: i32, top: i32) -> Result<(), PlotError> {
+    fn vertical_text(&self, text: &str, centre_y: i32, top: i32) {
         let bottom = self.h - self.margin;
         let room = (bottom - top).max(1) as f32;
         let mut px = self.axis_px;
-        let (mut glyphs, mut width) = self.layout(text, px, false);
-        if width > room {
-            px = (px * f64::from(room / width) / 2.0).floor().max(3.0) * 2.0;
-            (glyphs, width) = self.layout(text, px, false);
+        let mut line = self.layout(text, px, false);
+        if line.width > room {
+            px = (px * f64::from(room / line.width) / 2.0).floor().max(3.0) * 2.0;
+            line = self.layout(text, px, false);
         }
-        let half = (width / 2.0).ceil() as i32;
+        let half = (line.width / 2.0).ceil() as i32;
         let centre_y = centre_y.clamp(top + half, (bottom - half).max(top + half));
-        let start = (centre_y as f32 + width / 2.0).round() as i32;
-        let style = TextStyle::from(Self::font(px, false))
-            .color(&LABEL)
-            .pos(Pos::new(HPos::Left, VPos::Top))
-            .transform(FontTransform::Rotate270);
-        // Rotated, the baseline lies half a font size right of the anchor.
+        let start = (centre_y as f32 + line.width / 2.0).round() as i32;
+        // The baseline is a vertical line; glyphs are drawn turned a quarter
+        // turn anticlockwise: bitmap column gx goes up from the glyph's
+        // position, bitmap row gy goes right from the baseline plus `top`.
         let baseline = self.margin + (px * ASCENT).round() as i32;
-        let x = baseline - (px / 2.0).round() as i32;
-        let mut utf8 = [0u8; 4];
-        for (c, offset) in glyphs {
-            self.area
-                .draw_text(c.encode_utf8(&mut utf8), &style, (x, start - offset))
-                .map_err(draw_err)?;
+        for (glyph, offset) in &line.glyphs {
+            let (left, bottom) = (baseline + glyph.top, start - offset);
+            self.ink(glyph, LABEL, |gx, gy| (left + gy, bottom - gx));
         }
-        Ok(())
     }
 
     /// Fills the half-open pixel rectangle [x0, x1) x [y0, y1).
-    fn rect(&self, x0: i32, y0: i32, x1: i32, y1: i32, colour: &RGBColor) -> Result<(), PlotError> {
+    fn rect(&self, x0: i32, y0: i32, x1: i32, y1: i32, colour: &RGBColor) {
         if x1 <= x0 || y1 <= y0 {
-            return Ok(());
+            return;
         }
-        self.area
-            .draw(&Rectangle::new([(x0, y0), (x1, y1)], colour.filled()))
-            .map_err(draw_err)
+        let r = self.area.draw(&Rectangle::new(
+            [(x0, y0), (x1, y1)],
+            colour.plotters().filled(),
+        ));
+        self.note(r);
     }
 
     /// Splits `text` into lines no wider than `max_w`, breaking after spaces
     /// and hyphens; a piece wider than `max_w` gets a line of its own.
-    fn wrap(&self, text: &str, px: f64, bold: bool, max_w: i32) -> Result<Vec<String>, PlotError> {
+    fn wrap(&self, text: &str, px: f64, bold: bool, max_w: i32) -> Vec<String> {
         let mut pieces: Vec<&str> = Vec::new();
         let mut start = 0;
         for (i, ch) in text.char_indices() {
@@ -494,7 +556,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
         if !line.trim().is_empty() {
             lines.push(line.trim_end().to_owned());
         }
-        Ok(lines)
+        lines
     }
 
     /// Draws wrapped lines centred on `x`, the first glyph tops at `top`;
@@ -507,21 +569,21 @@ impl<'a, 'b> Canvas<'a, 'b> {
         px: f64,
         bold: bool,
         colour: &RGBColor,
-    ) -> Result<i32, PlotError> {
+    ) -> i32 {
         let mut baseline = top + (px * ASCENT).round() as i32;
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
                 baseline += (px * LINE_SPACING).round() as i32;
             }
-            self.text(line, x, baseline, px, bold, colour, HPos::Center)?;
+            self.text(line, x, baseline, px, bold, colour, HPos::Center);
         }
-        Ok(baseline + (px * DESCENT).round() as i32)
+        baseline + (px * DESCENT).round() as i32
     }
 
     /// Draws the centred title and subtitle; returns the y below them.
-    fn header(&self, title: &str, subtitle: &str) -> Result<i32, PlotError> {
+    fn header(&self, title: &str, subtitle: &str) -> i32 {
         let max_w = self.w - 2 * self.margin;
-        let title_lines = self.wrap(title, self.title_px, true, max_w)?;
+        let title_lines = self.wrap(title, self.title_px, true, max_w);
         let bottom = self.centred_lines(
             &title_lines,
             self.w / 2,
@@ -529,8 +591,8 @@ impl<'a, 'b> Canvas<'a, 'b> {
             self.title_px,
             true,
             &TITLE,
-        )?;
-        let subtitle_lines = self.wrap(subtitle, self.subtitle_px, false, max_w)?;
+        );
+        let subtitle_lines = self.wrap(subtitle, self.subtitle_px, false, max_w);
         let top = bottom + (self.subtitle_px * 0.45).round() as i32;
         self.centred_lines(
             &subtitle_lines,
@@ -543,21 +605,20 @@ impl<'a, 'b> Canvas<'a, 'b> {
     }
 
     /// Fills the space below the header with a framed, centred message.
-    fn empty_box(&self, top: i32, message: &str) -> Result<(), PlotError> {
+    fn empty_box(&self, top: i32, message: &str) {
         let (x0, y0) = (self.margin, top + 2 * self.gap);
         let (x1, y1) = (self.w - self.margin, self.h - self.margin);
         let s = self.stroke;
-        self.rect(x0, y0, x1, y0 + s, &EMPTY_FRAME)?;
-        self.rect(x0, y1 - s, x1, y1, &EMPTY_FRAME)?;
-        self.rect(x0, y0, x0 + s, y1, &EMPTY_FRAME)?;
-        self.rect(x1 - s, y0, x1, y1, &EMPTY_FRAME)?;
+        self.rect(x0, y0, x1, y0 + s, &EMPTY_FRAME);
+        self.rect(x0, y1 - s, x1, y1, &EMPTY_FRAME);
+        self.rect(x0, y0, x0 + s, y1, &EMPTY_FRAME);
+        self.rect(x1 - s, y0, x1, y1, &EMPTY_FRAME);
         let px = self.axis_px;
-        let lines = self.wrap(message, px, false, x1 - x0 - 2 * self.gap)?;
+        let lines = self.wrap(message, px, false, x1 - x0 - 2 * self.gap);
         let block =
             (px * (ASCENT + DESCENT + LINE_SPACING * (lines.len() as f64 - 1.0))).round() as i32;
         let top = (y0 + y1 - block) / 2;
-        self.centred_lines(&lines, (x0 + x1) / 2, top, px, false, &LABEL)?;
-        Ok(())
+        self.centred_lines(&lines, (x0 + x1) / 2, top, px, false, &LABEL);
     }
 
     /// Rows below a plot whose x axis has one row of tick labels and a
@@ -583,7 +644,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
         count_zero: bool,
         x_desc: &str,
         y_desc: &str,
-    ) -> Result<(), PlotError> {
+    ) {
         let (gap, stroke, tick_len) = (self.gap, self.stroke, self.tick_len);
         // Vertical layout: the top y tick label is centred on the top gridline.
         let y0 = top + 2 * gap + (self.tick_px * ASCENT / 2.0).round() as i32;
@@ -638,8 +699,8 @@ impl<'a, 'b> Canvas<'a, 'b> {
         // Gridlines and y tick labels.
         for (v, label) in &tick_labels {
             let y = y_of(*v);
-            self.rect(x0, y, x1, y + stroke, &GRID)?;
-            self.rect(x0 - tick_len, y, x0, y + stroke, &AXIS)?;
+            self.rect(x0, y, x1, y + stroke, &GRID);
+            self.rect(x0 - tick_len, y, x0, y + stroke, &AXIS);
             let baseline = y + (self.tick_px * ASCENT / 2.0).round() as i32;
             self.text(
                 label,
@@ -649,7 +710,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 false,
                 &LABEL,
                 HPos::Right,
-            )?;
+            );
         }
 
         // Bars.
@@ -657,7 +718,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
         let bar_w = ((slot * 0.72).round() as i32).max(1);
         for (i, (_, bar)) in bars.iter().enumerate() {
             let left = centre(i) - bar_w / 2;
-            self.rect(left, y_of(bar.value as f64), left + bar_w, y1, &bar.colour)?;
+            self.rect(left, y_of(bar.value as f64), left + bar_w, y1, &bar.colour);
         }
 
         // Counts above the bars.
@@ -676,13 +737,13 @@ impl<'a, 'b> Canvas<'a, 'b> {
                     false,
                     &LABEL,
                     HPos::Center,
-                )?;
+                );
             }
         }
 
         // Axis lines and category labels.
-        self.rect(x0, y1, x1, y1 + stroke, &AXIS)?;
-        self.rect(x0 - stroke, y0, x0, y1 + stroke, &AXIS)?;
+        self.rect(x0, y1, x1, y1 + stroke, &AXIS);
+        self.rect(x0 - stroke, y0, x0, y1 + stroke, &AXIS);
         let mut widest = 0;
         for (_, bar) in bars {
             widest = widest.max(self.text_width(&bar.label, self.tick_px, false));
@@ -706,7 +767,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 x - stroke / 2 + stroke,
                 y1 + tick_len,
                 &AXIS,
-            )?;
+            );
             let half = self.text_width(&bar.label, self.tick_px, false) / 2;
             let x = x.clamp(half + 1, (self.w - half - 1).max(half + 1));
             self.text(
@@ -717,7 +778,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 false,
                 &LABEL,
                 HPos::Center,
-            )?;
+            );
         }
 
         // Axis descriptions.
@@ -729,20 +790,13 @@ impl<'a, 'b> Canvas<'a, 'b> {
             false,
             &LABEL,
             HPos::Center,
-        )?;
+        );
         self.vertical_text(y_desc, (y0 + y1) / 2, top)
     }
 
     /// A horizontal bar chart below `top`, largest bar first, each bar's count
     /// and share of `total` printed after it where there is room.
-    fn horizontal_bars(
-        &self,
-        top: i32,
-        bars: &[Bar],
-        total: u64,
-        x_desc: &str,
-        y_desc: &str,
-    ) -> Result<(), PlotError> {
+    fn horizontal_bars(&self, top: i32, bars: &[Bar], total: u64, x_desc: &str, y_desc: &str) {
         let (gap, stroke, tick_len) = (self.gap, self.stroke, self.tick_len);
         let y0 = top + 2 * gap;
         let (y1, label_baseline, desc_baseline) = self.x_axis_rows();
@@ -754,7 +808,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
         let mut labels = Vec::with_capacity(bars.len());
         let mut label_w = 0;
         for bar in bars {
-            let lines = self.wrap(&bar.label, self.tick_px, false, max_label_w)?;
+            let lines = self.wrap(&bar.label, self.tick_px, false, max_label_w);
             for line in &lines {
                 label_w = label_w.max(self.text_width(line, self.tick_px, false));
             }
@@ -797,8 +851,8 @@ impl<'a, 'b> Canvas<'a, 'b> {
         // Gridlines and x tick labels.
         for v in axis.ticks() {
             let x = x_of(v);
-            self.rect(x, y0, x + stroke, y1, &GRID)?;
-            self.rect(x, y1, x + stroke, y1 + tick_len, &AXIS)?;
+            self.rect(x, y0, x + stroke, y1, &GRID);
+            self.rect(x, y1, x + stroke, y1 + tick_len, &AXIS);
             let label = thousands(v.round() as u64);
             let half = self.text_width(&label, self.tick_px, false) / 2;
             let x = x.clamp(half + 1, (self.w - half - 1).max(half + 1));
@@ -810,7 +864,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 false,
                 &LABEL,
                 HPos::Center,
-            )?;
+            );
         }
 
         // Bars, category labels and counts.
@@ -826,8 +880,8 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 x_of(bar.value as f64),
                 top + thickness,
                 &bar.colour,
-            )?;
-            self.rect(x0 - tick_len, centre, x0, centre + stroke, &AXIS)?;
+            );
+            self.rect(x0 - tick_len, centre, x0, centre + stroke, &AXIS);
             let digits_half = (self.tick_px * ASCENT / 2.0).round() as i32;
             let first = centre + digits_half - line_step * (lines.len() as i32 - 1) / 2;
             for (j, line) in lines.iter().enumerate() {
@@ -839,7 +893,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
                     false,
                     &LABEL,
                     HPos::Right,
-                )?;
+                );
             }
             if let Some(texts) = &value_labels {
                 let baseline = centre + (self.value_px * ASCENT / 2.0).round() as i32;
@@ -851,13 +905,13 @@ impl<'a, 'b> Canvas<'a, 'b> {
                     false,
                     &LABEL,
                     HPos::Left,
-                )?;
+                );
             }
         }
 
         // Axis lines and descriptions.
-        self.rect(x0, y1, x1, y1 + stroke, &AXIS)?;
-        self.rect(x0 - stroke, y0, x0, y1 + stroke, &AXIS)?;
+        self.rect(x0, y1, x1, y1 + stroke, &AXIS);
+        self.rect(x0 - stroke, y0, x0, y1 + stroke, &AXIS);
         self.text(
             x_desc,
             (x0 + x1) / 2,
@@ -866,7 +920,7 @@ impl<'a, 'b> Canvas<'a, 'b> {
             false,
             &LABEL,
             HPos::Center,
-        )?;
+        );
         self.vertical_text(y_desc, (y0 + y1) / 2, top)
     }
 }

@@ -5,12 +5,14 @@
 //! those stats at an [`ImageSize`].
 //!
 //! Text is drawn with DejaVu Sans (regular and bold), embedded in the binary
-//! and registered with plotters' `ab_glyph` renderer, so rendering needs no
-//! fontconfig and no system fonts. Charts are drawn with plotters into an
-//! in-memory RGB buffer, which the `png` crate encodes (fast deflate, no
-//! `image` crate).
+//! and rasterised with `ab_glyph`, so rendering needs no fontconfig and no
+//! system fonts; each glyph is rasterised once per process and cached. Charts
+//! are drawn with plotters' bitmap backend into an in-memory RGB buffer (bars,
+//! axes and the cached glyphs' pixels alike), which the `png` crate encodes
+//! (fast deflate, no `image` crate).
 
 mod draw;
+mod glyphs;
 mod stats;
 
 use std::fmt;
@@ -18,7 +20,6 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use ab_glyph::FontRef;
-use plotters::style::{register_font, FontStyle};
 use serde::{Deserialize, Serialize};
 
 pub use stats::{chromosome_of, PlotStats, StatsBuilder};
@@ -175,13 +176,13 @@ impl TryFrom<ImageSizeFields> for ImageSize {
 pub struct PlotParamError(pub String);
 
 /// Failure to render a chart. Not expected in practice: it means the embedded
-/// font did not load, plotters failed to draw, or PNG encoding failed.
+/// font did not load, drawing failed, or PNG encoding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    /// The embedded DejaVu Sans font could not be registered with plotters.
+    /// The embedded DejaVu Sans font could not be parsed.
     #[error("the embedded chart font could not be loaded")]
     Font,
-    /// plotters reported an error while drawing.
+    /// Drawing the chart failed (an image buffer of the wrong size).
     #[error("drawing the chart failed: {0}")]
     Draw(String),
     /// The bitmap could not be encoded as PNG.
@@ -198,8 +199,8 @@ struct EmbeddedFonts {
     bold: FontRef<'static>,
 }
 
-/// Parses the embedded fonts and registers them as plotters' "sans-serif"
-/// family, once per process; later calls return the first outcome.
+/// Parses the embedded fonts once per process; later calls return the first
+/// outcome.
 fn embedded_fonts() -> Result<&'static EmbeddedFonts, PlotError> {
     static FONTS: OnceLock<Option<EmbeddedFonts>> = OnceLock::new();
     FONTS
@@ -208,8 +209,6 @@ fn embedded_fonts() -> Result<&'static EmbeddedFonts, PlotError> {
                 regular: FontRef::try_from_slice(DEJAVU_SANS).ok()?,
                 bold: FontRef::try_from_slice(DEJAVU_SANS_BOLD).ok()?,
             };
-            register_font("sans-serif", FontStyle::Normal, DEJAVU_SANS).ok()?;
-            register_font("sans-serif", FontStyle::Bold, DEJAVU_SANS_BOLD).ok()?;
             Some(fonts)
         })
         .as_ref()
