@@ -244,6 +244,9 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, PlotError>
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Fast);
+    // Paeth on every row: files as small as the adaptive choice (within 5%)
+    // for these flat charts, in ~10% less time (measured at 1000x600).
+    encoder.set_filter(png::Filter::Paeth);
     let mut writer = encoder.write_header().map_err(encode_err)?;
     writer.write_image_data(rgb).map_err(encode_err)?;
     writer.finish().map_err(encode_err)?;
