@@ -623,7 +623,10 @@ impl Reclaimer {
         let min_idle = p.settings.pipeline.reclaim_after_ms as usize;
         let mut start = "0-0".to_string();
         let mut handled = 0;
-        loop {
+        // XAUTOCLAIM scans at most ten times COUNT entries per call, so a run of
+        // live consumers' entries at the front of the list must not end the
+        // sweep: go on until the cursor wraps (bounded, in case it never does).
+        for _ in 0..10_000 {
             let opts = StreamAutoClaimOptions::default().count(16);
             let reply: StreamAutoClaimReply = conn
                 .xautoclaim_options(
@@ -644,11 +647,12 @@ impl Reclaimer {
                     handled += 1;
                 }
             }
-            if reply.next_stream_id == "0-0" || reply.claimed.is_empty() {
+            if reply.next_stream_id == "0-0" {
                 return Ok(handled);
             }
             start = reply.next_stream_id;
         }
+        Ok(handled)
     }
 
     /// Delivery counts of entries this consumer now owns.

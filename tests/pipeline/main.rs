@@ -7,4 +7,4 @@ mod procs;
 
 mod cli;
 mod faults;
-mod trimming;
+mod upkeep;
