@@ -13,7 +13,7 @@
 //!   JUSTID to itself), so a slow job is never mistaken for a dead one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -21,7 +21,7 @@ use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
-use redis::{AsyncCommands, RedisError, RedisResult, Value};
+use redis::{AsyncCommands, RedisError, RedisResult, Script, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -206,9 +206,9 @@ impl Pipeline {
                     .await;
             }
             job.mark_running();
-            let mut pipe = redis::pipe();
-            jobs::write_cmd(&mut pipe, keys, &job, self.settings.pipeline.job_ttl_secs);
-            pipe.query_async::<()>(&mut conn).await?;
+            if !self.write_if_owner(&mut conn, consumer, entry, &job, false).await? {
+                return Ok(());
+            }
 
             let outcome = self
                 .with_heartbeat(
@@ -229,23 +229,63 @@ impl Pipeline {
                     // While a job waits for its retry, `error` holds the last failure.
                     job.error = Some(e.message.clone());
                     job.updated_at = jobs::now();
-                    let mut pipe = redis::pipe();
-                    jobs::write_cmd(&mut pipe, keys, &job, self.settings.pipeline.job_ttl_secs);
-                    return pipe.query_async::<()>(&mut conn).await;
+                    return self
+                        .write_if_owner(&mut conn, consumer, entry, &job, false)
+                        .await
+                        .map(drop);
                 }
                 Err(e) => {
                     job.mark_failed(e.message.clone());
                     tracing::warn!(error = %e.message, "job failed");
                 }
             }
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            jobs::write_cmd(&mut pipe, keys, &job, self.settings.pipeline.job_ttl_secs);
-            pipe.xack(keys.stream(), keys.group(), &[&entry.id]).ignore();
-            pipe.query_async::<()>(&mut conn).await
+            self.write_if_owner(&mut conn, consumer, entry, &job, true)
+                .await
+                .map(drop)
         }
         .instrument(span)
         .await
+    }
+
+    /// Stores `job`'s record (and with `ack`, acknowledges the entry in the same
+    /// script) only while `consumer` still owns the entry. A worker that was
+    /// cut off (Redis restarted under it, a long pause) may find that the
+    /// reclaimer has given its entry to another consumer, which may even have
+    /// finished the job: its late write must not turn "done" back into
+    /// "running". Returns false when the entry is no longer ours.
+    async fn write_if_owner(
+        &self,
+        conn: &mut ConnectionManager,
+        consumer: &str,
+        entry: &StreamId,
+        job: &Job,
+        ack: bool,
+    ) -> RedisResult<bool> {
+        let keys = &self.store.keys;
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(
+                "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+                 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+                 redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+                 if ARGV[6] == '1' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end
+                 return 1",
+            )
+        });
+        let owned: bool = SCRIPT
+            .key(keys.stream())
+            .key(keys.job(&job.id))
+            .arg(keys.group())
+            .arg(&entry.id)
+            .arg(consumer)
+            .arg(job.to_json())
+            .arg(job.ttl_secs(self.settings.pipeline.job_ttl_secs))
+            .arg(if ack { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?;
+        if !owned {
+            tracing::warn!("another consumer has taken this entry over; leaving the job to it");
+        }
+        Ok(owned)
     }
 
     async fn ack(&self, conn: &mut ConnectionManager, entry: &StreamId) -> RedisResult<()> {
@@ -314,11 +354,17 @@ impl Pipeline {
                     let keys = &self.store.keys;
                     let mut conn = self.store.data.clone();
                     // XCLAIM to ourselves with min-idle 0 resets the idle time
-                    // without counting a delivery (JUSTID).
-                    let r: RedisResult<Value> = redis::cmd("XCLAIM")
-                        .arg(keys.stream()).arg(keys.group()).arg(consumer).arg(0)
-                        .arg(entry_id).arg("JUSTID")
-                        .query_async(&mut conn).await;
+                    // without counting a delivery (JUSTID); only while the entry
+                    // is still ours, so a cut-off worker never takes it back.
+                    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(
+                        "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+                         if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+                         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+                         return 1",
+                    ));
+                    let r: RedisResult<Value> = SCRIPT
+                    .key(keys.stream()).arg(keys.group()).arg(entry_id).arg(consumer)
+                    .invoke_async(&mut conn).await;
                     if let Err(e) = r {
                         tracing::warn!(error = %e, "heartbeat failed");
                     }

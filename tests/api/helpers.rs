@@ -68,6 +68,10 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 if persist { "yes" } else { "no" },
+                // Persisted runs simulate crashes with SIGKILL: fsync every write,
+                // or the last second of writes could be lost by design.
+                "--appendfsync",
+                if persist { "always" } else { "everysec" },
                 "--dir",
                 self.dir.path().to_str().unwrap(),
             ])

@@ -175,11 +175,31 @@ pub fn wait_all_finished(
         if finished == ids.len() {
             return records;
         }
-        assert!(
-            t.elapsed() < limit,
-            "only {finished} of {} jobs finished within {limit:?}",
-            ids.len()
-        );
+        if t.elapsed() >= limit {
+            let stuck: Vec<String> = ids
+                .iter()
+                .filter(|id| {
+                    records
+                        .get(*id)
+                        .and_then(|j| j["status"].as_str())
+                        .is_none_or(|s| s != "done" && s != "failed")
+                })
+                .map(|id| {
+                    format!(
+                        "{id}: {}",
+                        records
+                            .get(id)
+                            .map(|j| j.to_string())
+                            .unwrap_or("no record".into())
+                    )
+                })
+                .collect();
+            panic!(
+                "only {finished} of {} jobs finished within {limit:?}; unfinished: {stuck:?}; pending: {:?}",
+                ids.len(),
+                pending_by_consumer(redis)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
