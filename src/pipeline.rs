@@ -3,7 +3,7 @@
 //! - [`submit`] writes the job record, indexes it and XADDs the command in one
 //!   MULTI, so a job is never visible without its command or the reverse.
 //! - A [`Worker`] reads new entries with XREADGROUP on a connection of its own,
-//!   runs them, and XACKs in the same MULTI that stores the final record: the
+//!   runs them, and XACKs in the same script that stores the final record: the
 //!   effect (data set, image) is written before that, so delivery is
 //!   at-least-once and every handler is idempotent (keyed by the job id).
 //! - [`Reclaimer`] takes over entries whose consumer died (XAUTOCLAIM after
