@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -474,16 +475,20 @@ pub async fn current_part(
     keys: &Keys,
     part: &str,
 ) -> redis::RedisResult<Option<Vec<u8>>> {
-    Script::new(
-        "local v = redis.call('GET', KEYS[1])
-         if not v then return false end
-         return redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])",
-    )
-    .key(keys.current())
-    .arg(keys.version_prefix())
-    .arg(part)
-    .invoke_async(conn)
-    .await
+    // Built once: every GET /genes and every plot job runs it.
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+        Script::new(
+            "local v = redis.call('GET', KEYS[1])
+             if not v then return false end
+             return redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])",
+        )
+    });
+    SCRIPT
+        .key(keys.current())
+        .arg(keys.version_prefix())
+        .arg(part)
+        .invoke_async(conn)
+        .await
 }
 
 /// The live version's name and the length of its `blob`, or None when no data is loaded.
@@ -491,15 +496,18 @@ pub async fn current_blob(
     conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> redis::RedisResult<Option<(String, u64)>> {
-    let reply: Option<(String, u64)> = Script::new(
-        "local v = redis.call('GET', KEYS[1])
-         if not v then return false end
-         return {v, redis.call('STRLEN', ARGV[1] .. v .. ':blob')}",
-    )
-    .key(keys.current())
-    .arg(keys.version_prefix())
-    .invoke_async(conn)
-    .await?;
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+        Script::new(
+            "local v = redis.call('GET', KEYS[1])
+             if not v then return false end
+             return {v, redis.call('STRLEN', ARGV[1] .. v .. ':blob')}",
+        )
+    });
+    let reply: Option<(String, u64)> = SCRIPT
+        .key(keys.current())
+        .arg(keys.version_prefix())
+        .invoke_async(conn)
+        .await?;
     Ok(reply)
 }
 

@@ -40,14 +40,6 @@ pub struct AppState {
 pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let s = warp::any().map(move || state.clone());
 
-    let health = warp::path!("health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let ready = warp::path!("ready")
-        .and(warp::get())
-        .and(s.clone())
-        .then(ready);
-
     let data = warp::path!("data").and(
         warp::get()
             .and(s.clone())
@@ -115,9 +107,7 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
             .map(respond))
         .unify();
 
-    health
-        .or(ready)
-        .unify()
+    health_and_ready(s.clone())
         .or(data)
         .unify()
         .or(genes)
@@ -139,12 +129,20 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
 
 /// Only /health and /ready: what `gene-api worker` serves for probes.
 pub fn probes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let s = warp::any().map(move || state.clone());
+    health_and_ready(warp::any().map(move || state.clone()))
+        .recover(recover)
+        .unify()
+}
+
+/// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).
+fn health_and_ready(
+    s: impl Filter<Extract = (AppState,), Error = Infallible> + Clone + Send + Sync + 'static,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let health = warp::path!("health")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
     let ready = warp::path!("ready").and(warp::get()).and(s).then(ready);
-    health.or(ready).unify().recover(recover).unify()
+    health.or(ready).unify()
 }
 
 fn respond(r: Result<Response, ApiError>) -> Response {
