@@ -46,13 +46,10 @@ impl Application {
         let settings = Arc::new(settings);
         let store = Store::new(&settings.redis).context("invalid Redis settings")?;
         let pipeline = Pipeline::new(store, settings.clone());
-        let bind = match mode {
-            Mode::Worker => settings.worker_health_addr(),
-            _ => settings.http_addr(),
+        let listener = match mode {
+            Mode::Worker => bind_probe_port(&settings).await?,
+            _ => bind(settings.http_addr()).await?,
         };
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind}"))?;
         let addr = listener.local_addr()?;
         Ok(Self {
             mode,
@@ -135,7 +132,7 @@ impl Application {
                 unexpected
             }
         };
-        let grace = Duration::from_secs(settings.shutdown.grace_secs);
+        let grace = settings.shutdown.grace;
         tracing::info!(?grace, "shutting down: finishing jobs in hand");
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -151,6 +148,36 @@ impl Application {
             anyhow::bail!("a service task stopped unexpectedly (see the log above)");
         }
         Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// The worker's probe server. A port that was set (the deployment files set
+/// 5001) is used or the worker stops. With none set, the default port is
+/// tried first and, if another process on this host holds it (a second
+/// worker, typically), any free port: several workers then share a host with
+/// default settings, and the log says where each one's probes are.
+async fn bind_probe_port(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let (addr, explicit) = settings.worker_health_addr();
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let listener = bind(SocketAddr::new(addr.ip(), 0)).await?;
+            tracing::warn!(
+                busy = %addr,
+                addr = %listener.local_addr()?,
+                "the default probe port is taken (another worker on this host?); \
+                 /health and /ready listen on a free port instead. Set \
+                 GENE_API__WORKERS__HEALTH_PORT to require a port"
+            );
+            Ok(listener)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
     }
 }
 

@@ -32,15 +32,20 @@ pub struct RedisSettings {
     #[serde(default)]
     pub password: Option<Secret>,
     pub key_prefix: String,
-    pub response_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
+    /// Per-command reply deadline.
+    #[serde(rename = "response_timeout_ms", deserialize_with = "millis")]
+    pub response_timeout: Duration,
+    #[serde(rename = "connect_timeout_ms", deserialize_with = "millis")]
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub host: IpAddr,
     pub port: u16,
-    pub max_wait_secs: u64,
+    /// Longest `Prefer: wait` honoured.
+    #[serde(rename = "max_wait_secs", deserialize_with = "secs")]
+    pub max_wait: Duration,
     pub jobs_list_limit: usize,
 }
 
@@ -48,33 +53,63 @@ pub struct HttpSettings {
 pub struct DataSettings {
     pub source: String,
     pub max_bytes: u64,
-    pub fetch_timeout_secs: u64,
-    pub connect_timeout_secs: u64,
+    #[serde(rename = "fetch_timeout_secs", deserialize_with = "secs")]
+    pub fetch_timeout: Duration,
+    #[serde(rename = "connect_timeout_secs", deserialize_with = "secs")]
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub health_host: IpAddr,
-    pub health_port: u16,
+    /// The probe server's port of `gene-api worker`. When unset, the worker
+    /// tries [`DEFAULT_HEALTH_PORT`] and, if another process on the host has it,
+    /// a free port (logged), so several workers can share a host with default
+    /// settings. When set, that port is used or the worker stops.
+    #[serde(default)]
+    pub health_port: Option<u16>,
 }
+
+/// The worker probe port tried first when `workers.health_port` is unset.
+pub const DEFAULT_HEALTH_PORT: u16 = 5001;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineSettings {
-    pub block_ms: u64,
-    pub reclaim_after_ms: u64,
-    pub reclaim_interval_ms: u64,
+    /// How long one XREADGROUP blocks before the consumer checks for shutdown.
+    #[serde(rename = "block_ms", deserialize_with = "millis")]
+    pub block: Duration,
+    /// Idle time after which a pending entry is taken from its consumer.
+    #[serde(rename = "reclaim_after_ms", deserialize_with = "millis")]
+    pub reclaim_after: Duration,
+    #[serde(rename = "reclaim_interval_ms", deserialize_with = "millis")]
+    pub reclaim_interval: Duration,
     pub max_attempts: u32,
     pub transient_retries: u32,
-    pub retry_backoff_ms: u64,
-    pub job_ttl_secs: u64,
+    #[serde(rename = "retry_backoff_ms", deserialize_with = "millis")]
+    pub retry_backoff: Duration,
+    /// How long finished job records are kept.
+    #[serde(rename = "job_ttl_secs", deserialize_with = "secs")]
+    pub job_ttl: Duration,
     pub stream_max_len: u64,
     pub jobs_index_max: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShutdownSettings {
-    pub grace_secs: u64,
+    /// Time to finish jobs in hand after SIGTERM / Ctrl-C.
+    #[serde(rename = "grace_secs", deserialize_with = "secs")]
+    pub grace: Duration,
+}
+
+// The files and variables keep their unit in the name (`_ms`, `_secs`), which
+// operators read; the code gets a `Duration` and never converts again.
+fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
 }
 
 /// A value that must never reach a log line.
@@ -185,11 +220,11 @@ impl Settings {
             "pipeline.max_attempts must be at least 1",
         )?;
         rule(
-            self.pipeline.block_ms >= 1,
+            !self.pipeline.block.is_zero(),
             "pipeline.block_ms must be at least 1",
         )?;
         rule(
-            self.pipeline.reclaim_after_ms >= 100,
+            self.pipeline.reclaim_after >= Duration::from_millis(100),
             "pipeline.reclaim_after_ms must be at least 100",
         )?;
         rule(
@@ -208,21 +243,17 @@ impl Settings {
         SocketAddr::new(self.http.host, self.http.port)
     }
 
-    /// Where `gene-api worker` answers health probes.
-    pub fn worker_health_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.workers.health_host, self.workers.health_port)
-    }
-}
-
-impl PipelineSettings {
-    pub fn block(&self) -> Duration {
-        Duration::from_millis(self.block_ms)
-    }
-    pub fn reclaim_after(&self) -> Duration {
-        Duration::from_millis(self.reclaim_after_ms)
-    }
-    pub fn reclaim_interval(&self) -> Duration {
-        Duration::from_millis(self.reclaim_interval_ms)
+    /// Where `gene-api worker` answers health probes, and whether that port
+    /// was asked for explicitly (then a busy port is an error, not a fallback).
+    pub fn worker_health_addr(&self) -> (SocketAddr, bool) {
+        let port = self.workers.health_port;
+        (
+            SocketAddr::new(
+                self.workers.health_host,
+                port.unwrap_or(DEFAULT_HEALTH_PORT),
+            ),
+            port.is_some(),
+        )
     }
 }
 
@@ -261,7 +292,9 @@ mod tests {
         assert_eq!(s.http_addr().to_string(), "0.0.0.0:5000");
         assert!(s.data.source.starts_with("https://"));
         assert_eq!(s.pipeline.max_attempts, 3);
-        assert_eq!(s.shutdown.grace_secs, 25);
+        assert_eq!(s.shutdown.grace, Duration::from_secs(25));
+        assert_eq!(s.workers.health_port, None);
+        assert_eq!(s.worker_health_addr().0.port(), DEFAULT_HEALTH_PORT);
     }
 
     #[test]
@@ -284,7 +317,7 @@ mod tests {
         assert_eq!(s.http.port, 8080);
         assert_eq!(s.data.source, "/data/hgnc.json");
         assert_eq!(s.workers.concurrency, 7);
-        assert_eq!(s.pipeline.reclaim_after_ms, 1500);
+        assert_eq!(s.pipeline.reclaim_after, Duration::from_millis(1500));
         assert!(!format!("{s:?}").contains("hunter2"), "password leaked");
     }
 

@@ -96,7 +96,7 @@ impl ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        if crate::pipeline::redis_is_transient(&e) {
+        if crate::store::redis_is_transient(&e) {
             Self::Unavailable(e)
         } else {
             Self::Internal(e.to_string())

@@ -5,9 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, RedisResult, Script};
+use redis::{AsyncCommands, RedisResult};
 use uuid::Uuid;
 
+use crate::lua;
 use crate::store::Keys;
 
 /// Stores a plot job's image. Idempotent: a rerun overwrites the same key.
@@ -46,17 +47,11 @@ pub async fn latest(
     conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> RedisResult<Option<(String, Bytes)>> {
-    let reply: Option<(String, Vec<u8>)> = Script::new(
-        "local ids = redis.call('ZREVRANGE', KEYS[1], 0, 0)
-         if #ids == 0 then return false end
-         local png = redis.call('GET', ARGV[1] .. ids[1])
-         if not png then return false end
-         return {ids[1], png}",
-    )
-    .key(keys.images_index())
-    .arg(image_key_prefix(keys))
-    .invoke_async(conn)
-    .await?;
+    let reply: Option<(String, Vec<u8>)> = lua::LATEST_IMAGE
+        .key(keys.images_index())
+        .arg(keys.image_prefix())
+        .invoke_async(conn)
+        .await?;
     Ok(reply.map(|(id, png)| (id, Bytes::from(png))))
 }
 
@@ -73,25 +68,9 @@ pub async fn delete(conn: &mut ConnectionManager, keys: &Keys, job_id: &Uuid) ->
 
 /// Removes every image; returns how many there were.
 pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> RedisResult<u64> {
-    Script::new(
-        "local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-         local n = 0
-         for i = 1, #ids, 500 do
-           local batch = {}
-           for j = i, math.min(i + 499, #ids) do batch[#batch + 1] = ARGV[1] .. ids[j] end
-           n = n + redis.call('UNLINK', unpack(batch))
-         end
-         redis.call('DEL', KEYS[1])
-         return n",
-    )
-    .key(keys.images_index())
-    .arg(image_key_prefix(keys))
-    .invoke_async(conn)
-    .await
-}
-
-fn image_key_prefix(keys: &Keys) -> String {
-    let nil = Uuid::nil();
-    let full = keys.image(&nil);
-    full[..full.len() - nil.to_string().len()].to_string()
+    lua::DELETE_IMAGES
+        .key(keys.images_index())
+        .arg(keys.image_prefix())
+        .invoke_async(conn)
+        .await
 }

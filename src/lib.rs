@@ -1,19 +1,29 @@
 //! gene-api: the HGNC gene data set over HTTP, with Redis as the database and
 //! a Redis Streams job pipeline for everything that changes state.
 //!
-//! A map of the crate:
-//! - [`config`]: typed settings from `config/`, `GENE_API__*` and `REDIS_IP`.
+//! A map of the crate (every arrow between modules points down this list):
 //! - [`app`]: builds the process for a [`app::Mode`] (HTTP ingress, workers or
 //!   both) and runs it until one cancellation token says stop.
-//! - [`routes`]: the warp filters and handlers; [`error`]: the one error type
-//!   of the HTTP edge and its JSON shape.
-//! - [`pipeline`]: job submission, consumer-group workers, reclaiming dead
-//!   consumers' entries, dead-lettering and stream trimming; [`jobs`]: job
-//!   records and commands.
-//! - [`genes`]: HGNC ids, fetching and parsing the source, and the atomic
-//!   swap of a new data set (db 0); [`images`]: PNGs in db 1; [`plot`]: the
-//!   charts; [`store`]: connections and the key layout.
-//! - [`telemetry`] sets up logging.
+//! - [`routes`]: the warp tree, one file per resource (`data`, `genes`,
+//!   `jobs`, `image`); [`error`]: the one error type of the HTTP edge and its
+//!   JSON shape.
+//! - [`pipeline`]: the stream and its consumer group, one actor a file:
+//!   submission (`mod.rs`), running one entry (`delivery`), the consumer
+//!   (`worker`), taking over dead consumers' entries (`reclaimer`).
+//! - [`jobs`]: the job kinds ([`jobs::Command`]), each kind's work in its own
+//!   file (`load`, `plot`), and the job records clients read.
+//! - [`genes`]: HGNC ids, fetching and parsing the source, and the data set's
+//!   Redis layout with its atomic swap (db 0); [`images`]: PNGs in db 1;
+//!   [`plot`]: chart statistics and rendering.
+//! - [`store`]: connections, the key layout, which Redis errors are transient;
+//!   [`lua`]: every Lua script, built once.
+//! - [`config`]: typed settings; [`telemetry`]: logging.
+//!
+//! A plot job, followed down: `routes/image.rs` parses `POST /image` into a
+//! [`jobs::Command::Plot`] and calls [`pipeline::Pipeline::submit`];
+//! a [`pipeline::Worker`] reads the entry, `pipeline/delivery.rs` runs it
+//! through [`jobs::Command::run`], `jobs/plot.rs` renders it with [`plot`]
+//! and stores the PNG with [`images::store`].
 
 pub mod app;
 pub mod config;
@@ -21,6 +31,7 @@ pub mod error;
 pub mod genes;
 pub mod images;
 pub mod jobs;
+pub mod lua;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;

@@ -25,8 +25,13 @@ enum Cmd {
     Serve,
     /// HTTP API only: publishes jobs to the stream and serves reads. Scale it for traffic.
     Api,
-    /// Stream workers only, with /health and /ready on GENE_API__WORKERS__HEALTH_PORT
-    /// (default 5001). Scale it for job throughput.
+    /// Stream workers only, with /health and /ready on a probe port. Scale it for
+    /// job throughput: any number of workers may run on one host.
+    ///
+    /// The probe port is GENE_API__WORKERS__HEALTH_PORT when set (a busy port is
+    /// then an error; the compose file and k8s/ set 5001). When it is unset, the
+    /// worker tries 5001 and, if another process holds it, listens on a free
+    /// port and logs which ("the default probe port is taken ... addr=...").
     Worker,
     /// Exit 0 if a gene-api on this host answers GET /health (for container HEALTHCHECKs).
     Healthcheck,

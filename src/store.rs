@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult};
 
 use crate::config::RedisSettings;
 
@@ -16,19 +16,37 @@ pub const DATA_DB: i64 = 0;
 /// The logical database for PNG images.
 pub const IMAGE_DB: i64 = 1;
 
-/// Names of every key the service uses, derived from one prefix.
+/// Names of every key the service uses, derived from one prefix and built
+/// once: request handlers read them on every call.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    prefix: String,
-    // Read on every request, so built once.
     genes: String,
+    current: String,
+    version_prefix: String,
+    staging_prefix: String,
+    job_prefix: String,
+    jobs_index: String,
+    stream: String,
+    dead_letter: String,
+    group: String,
+    image_prefix: String,
+    images_index: String,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
-            prefix: prefix.to_string(),
             genes: format!("{prefix}:genes"),
+            current: format!("{prefix}:data:current"),
+            version_prefix: format!("{prefix}:data:"),
+            staging_prefix: format!("{prefix}:staging:"),
+            job_prefix: format!("{prefix}:job:"),
+            jobs_index: format!("{prefix}:jobs"),
+            stream: format!("{prefix}:jobs:stream"),
+            dead_letter: format!("{prefix}:jobs:dead"),
+            group: format!("{prefix}:workers"),
+            image_prefix: format!("{prefix}:image:"),
+            images_index: format!("{prefix}:images"),
         }
     }
     /// Hash `hgnc_id -> record JSON` of the live data set (db 0).
@@ -36,48 +54,52 @@ impl Keys {
         &self.genes
     }
     /// String naming the live data-set version (db 0).
-    pub fn current(&self) -> String {
-        format!("{}:data:current", self.prefix)
+    pub fn current(&self) -> &str {
+        &self.current
     }
     /// Prefix of the versioned data-set keys: `<this><version>:<part>`.
-    pub fn version_prefix(&self) -> String {
-        format!("{}:data:", self.prefix)
+    pub fn version_prefix(&self) -> &str {
+        &self.version_prefix
     }
     /// One part (`blob`, `ids`, `stats`, `meta`) of one data-set version.
     pub fn version_part(&self, version: &str, part: &str) -> String {
-        format!("{}:data:{version}:{part}", self.prefix)
+        format!("{}{version}:{part}", self.version_prefix)
     }
     /// Where a load job stages its records before the swap.
     pub fn staging_genes(&self, version: &str) -> String {
-        format!("{}:staging:{version}:genes", self.prefix)
+        format!("{}{version}:genes", self.staging_prefix)
     }
     /// One job record (db 0).
     pub fn job(&self, id: &uuid::Uuid) -> String {
-        format!("{}:job:{id}", self.prefix)
+        format!("{}{id}", self.job_prefix)
     }
     /// Sorted set of job ids by creation time (db 0).
-    pub fn jobs_index(&self) -> String {
-        format!("{}:jobs", self.prefix)
+    pub fn jobs_index(&self) -> &str {
+        &self.jobs_index
     }
     /// The command stream (db 0).
-    pub fn stream(&self) -> String {
-        format!("{}:jobs:stream", self.prefix)
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
     /// Entries that could not be processed after every attempt (db 0).
-    pub fn dead_letter(&self) -> String {
-        format!("{}:jobs:dead", self.prefix)
+    pub fn dead_letter(&self) -> &str {
+        &self.dead_letter
     }
     /// The consumer group every worker reads through.
-    pub fn group(&self) -> String {
-        format!("{}:workers", self.prefix)
+    pub fn group(&self) -> &str {
+        &self.group
     }
     /// One PNG (db 1).
     pub fn image(&self, id: &uuid::Uuid) -> String {
-        format!("{}:image:{id}", self.prefix)
+        format!("{}{id}", self.image_prefix)
+    }
+    /// Prefix of the image keys: `<this><job id>` (for scripts that build them).
+    pub fn image_prefix(&self) -> &str {
+        &self.image_prefix
     }
     /// Sorted set of image ids by creation time (db 1).
-    pub fn images_index(&self) -> String {
-        format!("{}:images", self.prefix)
+    pub fn images_index(&self) -> &str {
+        &self.images_index
     }
 }
 
@@ -109,8 +131,8 @@ impl Store {
     pub fn new(settings: &RedisSettings) -> RedisResult<Self> {
         let data_client = client(settings, DATA_DB)?;
         let image_client = client(settings, IMAGE_DB)?;
-        let response_timeout = Duration::from_millis(settings.response_timeout_ms);
-        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
+        let response_timeout = settings.response_timeout;
+        let connect_timeout = settings.connect_timeout;
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(connect_timeout))
@@ -151,6 +173,22 @@ impl Store {
         );
         a.is_ok() && b.is_ok()
     }
+}
+
+/// True for errors that a later try may not hit: lost connections, timeouts,
+/// a Redis that is still loading its data after a restart.
+pub fn redis_is_transient(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::BusyLoading)
+                | ErrorKind::Server(ServerErrorKind::TryAgain)
+                | ErrorKind::Server(ServerErrorKind::MasterDown)
+        )
 }
 
 fn client(settings: &RedisSettings, db: i64) -> RedisResult<Client> {

@@ -7,4 +7,5 @@ mod procs;
 
 mod cli;
 mod faults;
+mod scaling;
 mod upkeep;

@@ -1,7 +1,9 @@
 //! Running `gene-api` processes and looking at their jobs through Redis.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -10,10 +12,12 @@ use crate::helpers::{free_port, test_env, RedisServer, SAMPLE};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gene-api");
 
-/// One `gene-api` process, killed on drop.
+/// One `gene-api` process, killed on drop. Its log (stderr) is kept in
+/// `log`, and echoed with TEST_LOG=1.
 pub struct Proc {
     pub child: Child,
     pub port: u16,
+    pub log: Arc<Mutex<String>>,
 }
 
 impl Proc {
@@ -25,24 +29,74 @@ impl Proc {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        let log = if std::env::var("TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
+        let p = Self::spawn(mode, &env, port);
+        p.wait_ready();
+        p
+    }
+
+    /// A worker with the default probe settings (no host or port given): it
+    /// tries 5001 and falls back to a free port; the port it took is read
+    /// from its log.
+    pub fn start_worker_with_default_probe_port(redis: &RedisServer) -> Self {
+        let mut env: HashMap<String, String> = test_env(redis.port, std::path::Path::new(SAMPLE));
+        env.remove("GENE_API__WORKERS__HEALTH_PORT");
+        env.remove("GENE_API__WORKERS__HEALTH_HOST");
+        let mut p = Self::spawn("worker", &env, 0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        p.port = loop {
+            if let Some(port) = listening_port(&p.log.lock().unwrap()) {
+                break port;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("worker exited with {status}: {}", p.log.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker never said where it listens"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         };
-        let child = Command::new(BIN)
+        p.wait_ready();
+        p
+    }
+
+    fn spawn(mode: &str, env: &HashMap<String, String>, port: u16) -> Self {
+        let mut child = Command::new(BIN)
             .arg(mode)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .envs(&env)
+            .envs(env)
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn gene-api");
-        let p = Proc { child, port };
-        p.wait_ready();
-        p
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        let echo = std::env::var("TEST_LOG").is_ok();
+        // Drained continuously, so a chatty process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Proc { child, port, log }
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -95,8 +149,15 @@ impl Drop for Proc {
     }
 }
 
+/// The port in the process's "listening addr=<ip>:<port>" log line.
+fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("listening"))?;
+    let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
 /// A tiny blocking HTTP GET status, so readiness polling needs no runtime.
-mod http_status {
+pub mod http_status {
     pub fn get(url: &str) -> std::io::Result<u16> {
         use std::io::{Read, Write};
         let rest = url.trim_start_matches("http://");

@@ -1,7 +1,7 @@
-//! Jobs: what a client submitted, its state, and the records kept in Redis.
+//! Job records as clients see them: kind, state, times, outcome.
 //!
-//! A job record is a JSON string at `<p>:job:<id>` (db 0); `<p>:jobs` is a
-//! sorted set of ids by submission time for GET /jobs.
+//! A record is a JSON string at `<p>:job:<id>` (db 0); `<p>:jobs` is a sorted
+//! set of ids by submission time for GET /jobs.
 
 use std::time::SystemTime;
 
@@ -10,35 +10,11 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::plot::{ImageSize, PlotKind};
+use super::Command;
 use crate::store::Keys;
 
 /// Unfinished records expire after this long, so even a lost job cannot leak a key.
 pub const UNFINISHED_TTL_SECS: u64 = 7 * 24 * 3600;
-
-/// What a job does. This is also the command carried by the stream entry, so a
-/// worker needs nothing but the entry to run it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Command {
-    /// Fetch the configured source and swap it in as the live data set.
-    Load { source: String },
-    /// Render a chart of the live data set into db 1.
-    Plot {
-        plot: PlotKind,
-        #[serde(flatten)]
-        size: ImageSize,
-    },
-}
-
-impl Command {
-    pub fn kind(&self) -> JobKind {
-        match self {
-            Command::Load { .. } => JobKind::Load,
-            Command::Plot { .. } => JobKind::Plot,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,8 +182,9 @@ pub async fn recent(
         .collect())
 }
 
-/// Writes a record with the TTL its state calls for.
-pub fn write_cmd(pipe: &mut redis::Pipeline, keys: &Keys, job: &Job, finished_ttl: u64) {
+/// Adds the write of `job`'s record, with the TTL its state calls for, to
+/// `pipe`: the record goes out with whatever else the pipeline carries.
+pub fn queue_record_write(pipe: &mut redis::Pipeline, keys: &Keys, job: &Job, finished_ttl: u64) {
     pipe.set_ex(keys.job(&job.id), job.to_json(), job.ttl_secs(finished_ttl))
         .ignore();
 }
@@ -215,32 +192,6 @@ pub fn write_cmd(pipe: &mut redis::Pipeline, keys: &Keys, job: &Job, finished_tt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_round_trip_as_tagged_json() {
-        let load = Command::Load {
-            source: "data/x.json".into(),
-        };
-        let j = serde_json::to_value(&load).unwrap();
-        assert_eq!(
-            j,
-            serde_json::json!({"kind": "load", "source": "data/x.json"})
-        );
-        let plot = Command::Plot {
-            plot: PlotKind::Chromosome,
-            size: ImageSize::new(300, 200).unwrap(),
-        };
-        let j = serde_json::to_value(&plot).unwrap();
-        assert_eq!(
-            j,
-            serde_json::json!({"kind": "plot", "plot": "chromosome", "width": 300, "height": 200})
-        );
-        assert_eq!(serde_json::from_value::<Command>(j).unwrap(), plot);
-        // A size outside the allowed range cannot sneak in through the stream either.
-        let bad =
-            serde_json::json!({"kind": "plot", "plot": "chromosome", "width": 1, "height": 200});
-        assert!(serde_json::from_value::<Command>(bad).is_err());
-    }
 
     #[test]
     fn lifecycle_sets_status_times_and_attempts() {

@@ -1,0 +1,260 @@
+//! The data set in Redis (db 0), and the reads of it.
+//!
+//! A load stages a complete new version and then swaps it in with one Lua
+//! script, so a reader sees the old set or the new one, never a mix:
+//! - `<p>:genes` (hash `hgnc_id -> record`) is RENAMEd into place;
+//! - `<p>:data:<version>:{blob,ids,stats,meta}` are published by pointing
+//!   `<p>:data:current` at the new version. The old version lives on for
+//!   [`OLD_VERSION_GRACE_SECS`] so a GET /data that is streaming it can finish.
+//!
+//! This module is the only one that knows these keys.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::{DataSet, HgncId, LoadError};
+use crate::lua;
+use crate::store::Keys;
+
+/// How long a replaced data-set version stays readable.
+pub const OLD_VERSION_GRACE_SECS: u64 = 120;
+/// Staged keys of a load that died before its swap expire after this.
+const STAGING_TTL_SECS: u64 = 3600;
+/// Records per HSET command while staging.
+const HSET_BATCH: usize = 1000;
+/// Payload bytes per pipeline while staging.
+const BATCH_BYTES: usize = 4 << 20;
+/// GET /data streams the data set in pieces of this size.
+const DATA_CHUNK: u64 = 512 * 1024;
+
+/// What a finished load reports, stored as the version's `meta`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadSummary {
+    pub records: u64,
+    pub source_bytes: u64,
+    pub source: String,
+    pub version: String,
+}
+
+/// Sends commands in pipelines of about [`BATCH_BYTES`] of payload each: no
+/// per-record round trips, and no single 30 MB request buffer either.
+struct BatchWriter<'c> {
+    conn: &'c mut ConnectionManager,
+    pipe: redis::Pipeline,
+    bytes: usize,
+}
+
+impl BatchWriter<'_> {
+    fn add(&mut self, cmd: redis::Cmd, payload: usize) {
+        self.pipe.add_command(cmd).ignore();
+        self.bytes += payload;
+    }
+    async fn flush_if_full(&mut self) -> redis::RedisResult<()> {
+        if self.bytes >= BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+    async fn flush(&mut self) -> redis::RedisResult<()> {
+        if !self.pipe.is_empty() {
+            self.pipe.query_async::<()>(self.conn).await?;
+            self.pipe.clear();
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Writes `set` as version `version` (staged; idempotent) and swaps it in.
+pub async fn store_and_swap(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    version: &str,
+    set: &DataSet,
+    source: &str,
+) -> Result<LoadSummary, LoadError> {
+    let summary = LoadSummary {
+        records: set.records.len() as u64,
+        source_bytes: set.source_bytes(),
+        source: source.to_string(),
+        version: version.to_string(),
+    };
+    let staging = keys.staging_genes(version);
+    let [blob, ids, stats, meta] =
+        ["blob", "ids", "stats", "meta"].map(|p| keys.version_part(version, p));
+    let stats_json =
+        serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let meta_json = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
+
+    // The staging keys are invisible to readers until the swap, so they need no
+    // transaction. They carry a TTL from the first write on, so a load that dies
+    // half-way leaves nothing behind for long.
+    let mut w = BatchWriter {
+        conn,
+        pipe: redis::pipe(),
+        bytes: 0,
+    };
+    let ttl = STAGING_TTL_SECS;
+    let mut first = redis::cmd("DEL");
+    first
+        .arg(&staging)
+        .arg(&blob)
+        .arg(&ids)
+        .arg(&stats)
+        .arg(&meta);
+    w.add(first, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&blob).arg("").arg("EX").arg(ttl);
+    w.add(c, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&ids).arg(set.ids.as_slice()).arg("EX").arg(ttl);
+    w.add(c, set.ids.len());
+    let mut c = redis::cmd("SET");
+    c.arg(&stats).arg(stats_json).arg("EX").arg(ttl);
+    w.add(c, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&meta).arg(meta_json).arg("EX").arg(ttl);
+    w.add(c, 0);
+    for (n, batch) in set.records.chunks(HSET_BATCH).enumerate() {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&staging);
+        let mut payload = 0;
+        for (id, range) in batch {
+            cmd.arg(id.as_str()).arg(set.record(range));
+            payload += range.len();
+        }
+        w.add(cmd, payload);
+        if n == 0 {
+            let mut c = redis::cmd("EXPIRE");
+            c.arg(&staging).arg(ttl);
+            w.add(c, 0);
+        }
+        w.flush_if_full().await?;
+    }
+    for piece in set.blob().chunks(BATCH_BYTES) {
+        let mut c = redis::cmd("APPEND");
+        c.arg(&blob).arg(piece);
+        w.add(c, piece.len());
+        w.flush_if_full().await?;
+    }
+    w.flush().await?;
+
+    lua::SWAP_DATA
+        .key(keys.current())
+        .key(keys.genes())
+        .key(&staging)
+        .arg(version)
+        .arg(keys.version_prefix())
+        .arg(OLD_VERSION_GRACE_SECS)
+        .invoke_async::<()>(w.conn)
+        .await?;
+    Ok(summary)
+}
+
+/// Removes the live data set. Returns how many records it had (0 when none).
+pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<u64> {
+    lua::DELETE_DATA
+        .key(keys.current())
+        .key(keys.genes())
+        .arg(keys.version_prefix())
+        .invoke_async(conn)
+        .await
+}
+
+/// The live version's `part` (`ids`, `stats`, `meta`), or None when no data is loaded.
+pub async fn current_part(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    part: &str,
+) -> redis::RedisResult<Option<Vec<u8>>> {
+    lua::CURRENT_PART
+        .key(keys.current())
+        .arg(keys.version_prefix())
+        .arg(part)
+        .invoke_async(conn)
+        .await
+}
+
+/// The live version's name and the length of its `blob`, or None when no data is loaded.
+pub async fn current_blob(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<Option<(String, u64)>> {
+    let reply: Option<(String, u64)> = lua::CURRENT_BLOB
+        .key(keys.current())
+        .arg(keys.version_prefix())
+        .invoke_async(conn)
+        .await?;
+    Ok(reply)
+}
+
+/// True when a data set is loaded.
+pub async fn is_loaded(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<bool> {
+    conn.exists(keys.current()).await
+}
+
+/// One record as stored, or None.
+pub async fn get_gene(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    id: &HgncId,
+) -> redis::RedisResult<Option<Bytes>> {
+    let v: Option<Vec<u8>> = conn.hget(keys.genes(), id.as_str()).await?;
+    Ok(v.map(Bytes::from))
+}
+
+/// The live data set's records as one JSON array, read from Redis in chunks
+/// only as fast as the consumer takes them, so memory stays at a few chunks
+/// whatever the data size. Returns the stream and its total length, or None
+/// when no data is loaded.
+pub async fn stream_blob(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<
+    Option<(
+        impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+        u64,
+    )>,
+> {
+    let Some((version, len)) = current_blob(conn, keys).await? else {
+        return Ok(None);
+    };
+    let key = keys.version_part(&version, "blob");
+    let mut conn = conn.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        let mut offset = 0u64;
+        while offset < len {
+            let end = (offset + DATA_CHUNK).min(len) - 1;
+            let r: redis::RedisResult<Vec<u8>> = redis::cmd("GETRANGE")
+                .arg(&key)
+                .arg(offset)
+                .arg(end)
+                .query_async(&mut conn)
+                .await;
+            let item = match r {
+                Ok(chunk) if chunk.len() as u64 == end - offset + 1 => {
+                    offset = end + 1;
+                    Ok(Bytes::from(chunk))
+                }
+                // The version vanished (deleted, or replaced long ago): cut the
+                // response rather than send a truncated body that parses.
+                Ok(_) => Err(std::io::Error::other(
+                    "the data set changed while streaming",
+                )),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(Some((
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
+        len,
+    )))
+}

@@ -1,0 +1,101 @@
+//! The HGNC data set: identifiers, the source, and how a data set lives in Redis.
+//!
+//! - [`source`]: fetching `hgnc_complete_set.json` from a URL or a file;
+//! - [`parse`]: turning it into a [`DataSet`] without copying a record;
+//! - [`dataset`]: the Redis layout (db 0) that makes a load atomic for
+//!   readers, and every read of it, GET /data's chunked stream included.
+
+mod dataset;
+mod parse;
+mod source;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use dataset::{
+    current_blob, current_part, delete_all, get_gene, is_loaded, store_and_swap, stream_blob,
+    LoadSummary, OLD_VERSION_GRACE_SECS,
+};
+pub use parse::{parse_source, DataSet};
+pub use source::fetch_source;
+
+/// An HGNC identifier, `HGNC:<digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HgncId(String);
+
+impl HgncId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HgncId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("HGNC:") {
+            Some(n) if !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Self(s.to_string()))
+            }
+            _ => Err(format!(
+                "{s:?} is not an HGNC id: expected HGNC:<digits>, e.g. HGNC:5"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for HgncId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a load failed. `is_transient` tells the worker whether trying again could help.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("could not fetch {source_name}: {reason}")]
+    Fetch {
+        source_name: String,
+        reason: String,
+        transient: bool,
+    },
+    #[error("{source_name} is larger than the {limit}-byte limit (GENE_API__DATA__MAX_BYTES)")]
+    TooLarge { source_name: String, limit: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Redis error while storing the data set: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl LoadError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LoadError::Fetch { transient, .. } => *transient,
+            LoadError::Redis(e) => crate::store::redis_is_transient(e),
+            LoadError::TooLarge { .. } | LoadError::Invalid(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hgnc_ids_parse_only_in_canonical_form() {
+        assert_eq!("HGNC:5".parse::<HgncId>().unwrap().as_str(), "HGNC:5");
+        assert!("HGNC:0012345".parse::<HgncId>().is_ok());
+        for bad in [
+            "",
+            "HGNC:",
+            "hgnc:5",
+            "HGNC:5a",
+            "5",
+            "HGNC: 5",
+            "HGNC:-1",
+            "HGNC:12345678901",
+        ] {
+            let err = bad.parse::<HgncId>().unwrap_err();
+            assert!(err.contains("HGNC:<digits>"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Jobs: what a client can ask for, and each kind's work.
+//!
+//! [`Command`] is a closed set of job kinds (mini-redis' `Command` is the
+//! model): the stream entry carries it, [`Command::run`] dispatches to the
+//! kind's own file ([`load`], [`plot`]), and the delivery code in
+//! [`crate::pipeline`] never looks inside. A new kind touches this folder only.
+//! [`record`] holds the job records clients read.
+
+pub mod load;
+pub mod plot;
+mod record;
+
+use std::sync::Arc;
+
+use redis::RedisError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use record::{
+    get, now, queue_record_write, recent, Job, JobKind, JobStatus, UNFINISHED_TTL_SECS,
+};
+
+use crate::config::Settings;
+use crate::genes;
+use crate::plot::{ImageSize, PlotKind};
+use crate::store::{redis_is_transient, Store};
+
+/// What a job does. This is also the command carried by the stream entry, so a
+/// worker needs nothing but the entry to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Command {
+    /// Fetch the configured source and swap it in as the live data set.
+    Load { source: String },
+    /// Render a chart of the live data set into db 1.
+    Plot {
+        plot: PlotKind,
+        #[serde(flatten)]
+        size: ImageSize,
+    },
+}
+
+impl Command {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Command::Load { .. } => JobKind::Load,
+            Command::Plot { .. } => JobKind::Plot,
+        }
+    }
+
+    /// The job's effect. Idempotent: running it twice for the same `job_id`
+    /// leaves the same state, which is what at-least-once delivery needs.
+    /// Returns the job's `result`.
+    pub async fn run(
+        &self,
+        ctx: &JobContext,
+        job_id: &Uuid,
+    ) -> Result<serde_json::Value, JobError> {
+        match self {
+            Command::Load { source } => load::run(ctx, job_id, source).await,
+            Command::Plot { plot, size } => plot::run(ctx, job_id, *plot, *size).await,
+        }
+    }
+}
+
+/// What a job's work may use: the connections and the settings. Cheap to clone.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+/// Why a job did not succeed, and whether trying again could help.
+#[derive(Debug)]
+pub struct JobError {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl JobError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+impl From<RedisError> for JobError {
+    fn from(e: RedisError) -> Self {
+        Self {
+            transient: redis_is_transient(&e),
+            message: format!("Redis error: {e}"),
+        }
+    }
+}
+
+impl From<genes::LoadError> for JobError {
+    fn from(e: genes::LoadError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// `spawn_blocking` that keeps the caller's tracing span: CPU-bound work
+/// (parsing a source, rendering a PNG) must not hold an async worker thread.
+pub fn spawn_blocking_traced<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_as_tagged_json() {
+        let load = Command::Load {
+            source: "data/x.json".into(),
+        };
+        let j = serde_json::to_value(&load).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"kind": "load", "source": "data/x.json"})
+        );
+        let plot = Command::Plot {
+            plot: PlotKind::Chromosome,
+            size: ImageSize::new(300, 200).unwrap(),
+        };
+        let j = serde_json::to_value(&plot).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"kind": "plot", "plot": "chromosome", "width": 300, "height": 200})
+        );
+        assert_eq!(serde_json::from_value::<Command>(j).unwrap(), plot);
+        // A size outside the allowed range cannot sneak in through the stream either.
+        let bad =
+            serde_json::json!({"kind": "plot", "plot": "chromosome", "width": 1, "height": 200});
+        assert!(serde_json::from_value::<Command>(bad).is_err());
+    }
+}

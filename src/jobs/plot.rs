@@ -1,0 +1,41 @@
+//! The plot job: render a chart of the live data set's statistics as a PNG
+//! and store it in db 1 under the job's id.
+
+use uuid::Uuid;
+
+use super::{spawn_blocking_traced, JobContext, JobError};
+use crate::plot::{ImageSize, PlotKind, PlotStats};
+use crate::{genes, images};
+
+/// Renders and stores one chart; the result says where the image is.
+pub async fn run(
+    ctx: &JobContext,
+    job_id: &Uuid,
+    kind: PlotKind,
+    size: ImageSize,
+) -> Result<serde_json::Value, JobError> {
+    let keys = &ctx.store.keys;
+    let stats = genes::current_part(&mut ctx.store.data.clone(), keys, "stats")
+        .await?
+        .ok_or_else(|| {
+            JobError::permanent(
+                "no gene data is loaded (it was deleted after this plot was submitted): \
+                 POST /data, then submit the plot again",
+            )
+        })?;
+    let stats: PlotStats = serde_json::from_slice(&stats)
+        .map_err(|e| JobError::permanent(format!("stored plot statistics unreadable: {e}")))?;
+    let png = spawn_blocking_traced(move || crate::plot::render_png(kind, &stats, size))
+        .await
+        .map_err(|e| JobError::permanent(format!("rendering crashed: {e}")))?
+        .map_err(|e| JobError::permanent(format!("rendering failed: {e}")))?;
+    let bytes = png.len();
+    images::store(&mut ctx.store.images.clone(), keys, job_id, png).await?;
+    Ok(serde_json::json!({
+        "image": format!("/image/{job_id}"),
+        "bytes": bytes,
+        "width": size.width(),
+        "height": size.height(),
+        "plot": kind,
+    }))
+}

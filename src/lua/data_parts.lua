@@ -1,0 +1,2 @@
+-- The parts of one data-set version: <version prefix><version>:<part>.
+local parts = {'blob', 'ids', 'stats', 'meta'}

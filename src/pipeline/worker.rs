@@ -1,0 +1,151 @@
+//! A consumer of the group: reads new entries and runs them.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisResult};
+use tokio_util::sync::CancellationToken;
+
+use super::Pipeline;
+
+/// What one [`Worker::step`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Nothing arrived within the block time.
+    Idle,
+    /// This many entries were run to their end.
+    Processed(usize),
+}
+
+/// One consumer of the group: reads new entries and runs them.
+pub struct Worker {
+    pipeline: Pipeline,
+    name: String,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl Worker {
+    pub fn new(pipeline: Pipeline, name: String) -> Self {
+        Self {
+            pipeline,
+            name,
+            conn: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits up to the block time for new entries. Cancel-safe: an entry that
+    /// was delivered but not returned stays pending and is reclaimed.
+    pub async fn read(&mut self) -> RedisResult<Vec<StreamId>> {
+        let p = &self.pipeline;
+        let block = p.settings.pipeline.block;
+        if self.conn.is_none() {
+            self.conn = Some(p.store.blocking_connection(block).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(vec![]);
+        };
+        let keys = &p.store.keys;
+        let opts = StreamReadOptions::default()
+            .group(keys.group(), &self.name)
+            .count(1)
+            .block(block.as_millis() as usize);
+        let r: RedisResult<Option<StreamReadReply>> =
+            conn.xread_options(&[keys.stream()], &[">"], &opts).await;
+        match r {
+            Ok(reply) => Ok(reply
+                .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                .unwrap_or_default()),
+            Err(e) => {
+                if e.code() == Some("NOGROUP") {
+                    // Redis lost the group (restarted without its data): recreate it.
+                    p.ensure_group().await?;
+                } else {
+                    self.conn = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads and runs what arrives within one block time (what tests drive).
+    pub async fn step(&mut self) -> RedisResult<StepOutcome> {
+        let entries = self.read().await?;
+        self.process(entries).await
+    }
+
+    async fn process(&mut self, entries: Vec<StreamId>) -> RedisResult<StepOutcome> {
+        if entries.is_empty() {
+            return Ok(StepOutcome::Idle);
+        }
+        let n = entries.len();
+        for entry in &entries {
+            // A fresh read is the entry's first delivery (or a redelivery that the
+            // reclaimer counted); its count matters only when reclaimed.
+            self.pipeline.handle_entry(&self.name, entry, 1).await?;
+        }
+        Ok(StepOutcome::Processed(n))
+    }
+
+    /// Runs until `shutdown`; the job in hand is always finished first
+    /// (the caller bounds that with the shutdown grace time).
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(consumer = %self.name, "worker started");
+        let mut backoff = Backoff::default();
+        loop {
+            let entries = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.read() => r,
+            };
+            let r = match entries {
+                Ok(entries) => self.process(entries).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(_) => backoff.reset(),
+                Err(e) => {
+                    let pause = backoff.next();
+                    tracing::warn!(consumer = %self.name, error = %e, ?pause, "stream read failed; backing off");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(consumer = %self.name, "worker stopped");
+    }
+}
+
+/// Exponential backoff from 100 ms to 5 s for a Redis that is away.
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let d = Duration::from_millis(100u64 << self.0.min(6)).min(Duration::from_secs(5));
+        self.0 += 1;
+        d
+    }
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut b = Backoff::default();
+        let seq: Vec<_> = (0..9).map(|_| b.next().as_millis()).collect();
+        assert_eq!(seq, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next().as_millis(), 100);
+    }
+}

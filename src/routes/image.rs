@@ -1,0 +1,266 @@
+//! `/image`: POST queues a plot job; GET serves the newest PNG or one job's;
+//! DELETE removes them.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{
+    accepted, job_not_found, json_with, parse_job_id, prefer_wait, respond, small_body, with,
+    AppState,
+};
+use crate::error::ApiError;
+use crate::jobs::{self, Command, JobKind, JobStatus};
+use crate::pipeline::Pipeline;
+use crate::plot::{ImageSize, PlotKind};
+use crate::store::Store;
+use crate::{genes, images};
+
+/// `POST|GET|DELETE /image`, `GET|DELETE /image/<job_id>`.
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let store = state.pipeline.store.clone();
+    let image = warp::path!("image").and(
+        warp::get()
+            .and(with(store.clone()))
+            .then(get_latest_image)
+            .map(respond)
+            .or(warp::post()
+                .and(warp::query::<HashMap<String, String>>())
+                .and(with(state.pipeline.clone()))
+                .and(prefer_wait())
+                .and(small_body())
+                .then(post_image)
+                .map(respond))
+            .unify()
+            .or(warp::delete()
+                .and(with(store.clone()))
+                .then(delete_images)
+                .map(respond))
+            .unify(),
+    );
+    let by_id = warp::path!("image" / String);
+    let get_one = by_id
+        .and(warp::get())
+        .and(with(store.clone()))
+        .then(get_image)
+        .map(respond);
+    let delete_one = by_id
+        .and(warp::delete())
+        .and(with(store))
+        .then(delete_image)
+        .map(respond);
+    image.or(get_one).unify().or(delete_one).unify()
+}
+
+fn png(bytes: Bytes, job_id: &str) -> Response {
+    let mut r = Response::new(bytes.into());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    if let Ok(v) = HeaderValue::from_str(job_id) {
+        h.insert("x-job-id", v);
+    }
+    r
+}
+
+/// Plot parameters from the query string, or from a JSON body with the same names.
+fn plot_params(
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(PlotKind, ImageSize), ApiError> {
+    let mut params: HashMap<String, String> = HashMap::new();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
+            })?;
+        for (k, v) in v {
+            let s = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            params.insert(k, s);
+        }
+    }
+    params.extend(query.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(k) = params
+        .keys()
+        .find(|k| !["kind", "width", "height"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "bad_plot_parameter",
+            format!("unknown parameter {k:?}; POST /image takes kind, width and height"),
+        ));
+    }
+    let kind = match params.get("kind") {
+        Some(k) => PlotKind::from_str(k)
+            .map_err(|e| ApiError::bad_request("bad_plot_kind", e.to_string()))?,
+        None => PlotKind::default(),
+    };
+    let default = ImageSize::default();
+    let dim = |name: &str, fallback: u32| -> Result<u32, ApiError> {
+        match params.get(name) {
+            None => Ok(fallback),
+            Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                ApiError::bad_request(
+                    "bad_image_size",
+                    format!(
+                        "{name} must be a whole number of pixels from {} to {}, got {v:?}",
+                        ImageSize::MIN,
+                        ImageSize::MAX
+                    ),
+                )
+            }),
+        }
+    };
+    let size = ImageSize::new(
+        dim("width", default.width())?,
+        dim("height", default.height())?,
+    )
+    .map_err(|e| ApiError::bad_request("bad_image_size", e.to_string()))?;
+    Ok((kind, size))
+}
+
+async fn post_image(
+    query: HashMap<String, String>,
+    pipeline: Pipeline,
+    wait: Option<u64>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (plot, size) = plot_params(&query, &body)?;
+    let store = &pipeline.store;
+    if !genes::is_loaded(&mut store.data.clone(), &store.keys).await? {
+        return Err(ApiError::conflict(
+            "no_data",
+            "no gene data is loaded, so there is nothing to plot: POST /data first",
+        ));
+    }
+    let job = pipeline.submit(Command::Plot { plot, size }).await?;
+    accepted(&pipeline, job, wait).await
+}
+
+async fn get_latest_image(store: Store) -> Result<Response, ApiError> {
+    let (id, bytes) = images::latest(&mut store.images.clone(), &store.keys)
+        .await?
+        .ok_or_else(no_image)?;
+    Ok(png(bytes, &id))
+}
+
+fn no_image() -> ApiError {
+    ApiError::not_found(
+        "no_image",
+        "there is no image: POST /image to make one, then poll the job",
+    )
+}
+
+async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
+    let id = parse_job_id(&raw_id)?;
+    if let Some(bytes) = images::get(&mut store.images.clone(), &store.keys, &id).await? {
+        return Ok(png(bytes, &id.to_string()));
+    }
+    // No image: say why, from the job's point of view.
+    let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
+        .await?
+        .ok_or_else(|| job_not_found(&id))?;
+    Err(match (job.kind, job.status) {
+        (JobKind::Load, _) => ApiError::not_found(
+            "not_a_plot_job",
+            format!("job {id} is a load job; only plot jobs have images"),
+        ),
+        (_, JobStatus::Queued | JobStatus::Running) => ApiError::conflict(
+            "job_not_done",
+            format!(
+                "job {id} is still {}; poll /jobs/{id} until it is done",
+                if job.status == JobStatus::Queued {
+                    "queued"
+                } else {
+                    "running"
+                }
+            ),
+        ),
+        (_, JobStatus::Failed) => ApiError::conflict(
+            "job_failed",
+            format!(
+                "job {id} failed, so it has no image: {}",
+                job.error.as_deref().unwrap_or("no reason recorded")
+            ),
+        ),
+        (_, JobStatus::Done) => ApiError::not_found(
+            "image_deleted",
+            format!("the image of job {id} has been deleted"),
+        ),
+    })
+}
+
+async fn delete_images(store: Store) -> Result<Response, ApiError> {
+    let n = images::delete_all(&mut store.images.clone(), &store.keys).await?;
+    if n == 0 {
+        return Err(no_image());
+    }
+    Ok(json_with(
+        StatusCode::OK,
+        &serde_json::json!({"deleted": n, "message": format!("removed {n} images")}),
+    ))
+}
+
+async fn delete_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
+    let id = parse_job_id(&raw_id)?;
+    if !images::delete(&mut store.images.clone(), &store.keys, &id).await? {
+        return Err(ApiError::not_found(
+            "image_not_found",
+            format!("there is no image for job {id}"),
+        ));
+    }
+    Ok(json_with(
+        StatusCode::OK,
+        &serde_json::json!({"deleted": 1, "message": format!("removed the image of job {id}")}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plot_params_default_and_parse() {
+        let (k, s) = plot_params(&q(&[]), b"").unwrap();
+        assert_eq!((k, s), (PlotKind::default(), ImageSize::default()));
+        let (k, s) = plot_params(
+            &q(&[("kind", "chromosome"), ("width", "300"), ("height", "4000")]),
+            b"",
+        )
+        .unwrap();
+        assert_eq!(k, PlotKind::Chromosome);
+        assert_eq!((s.width(), s.height()), (300, 4000));
+        let (k, _) = plot_params(&q(&[]), br#"{"kind": "approval_year", "width": 640}"#).unwrap();
+        assert_eq!(k, PlotKind::ApprovalYear);
+    }
+
+    #[test]
+    fn plot_params_errors_say_what_is_allowed() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [u8], &'a str);
+        let cases: [Case; 6] = [
+            (&[("kind", "pie")], b"", "locus_group"),
+            (&[("width", "wide")], b"", "200 to 4000"),
+            (&[("height", "199")], b"", "4000"),
+            (&[("width", "-5")], b"", "whole number"),
+            (&[("colour", "red")], b"", "kind, width and height"),
+            (&[], b"{not json", "malformed"),
+        ];
+        for (query, body, want) in cases {
+            let e = plot_params(&q(query), body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            assert!(e.to_string().contains(want), "{want}: {e}");
+        }
+    }
+}

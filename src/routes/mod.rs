@@ -1,0 +1,203 @@
+//! HTTP routes: one file per resource ([`data`], [`genes`], [`jobs`],
+//! [`image`]), each a set of warp filters that parse input into types and
+//! plain async handlers that take what they use (a [`Store`], the
+//! [`Pipeline`], settings). This file assembles the tree and holds the
+//! filters the resources share.
+//!
+//! Each route matches its path before its method, so a known path with the
+//! wrong method is a 405 and an unknown path a 404. Handlers return
+//! `Result<Response, ApiError>`; [`respond`] is the one place that turns an
+//! error into its JSON answer.
+
+mod data;
+mod genes;
+mod image;
+mod jobs;
+
+use std::convert::Infallible;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use uuid::Uuid;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::error::{recover, ApiError};
+use crate::jobs::{Job, JobStatus};
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// Largest request body any route reads.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+}
+
+/// The whole API, with request tracing and JSON errors.
+pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    health_and_ready(state.pipeline.store.clone())
+        .or(data::routes(&state))
+        .unify()
+        .or(genes::routes(&state))
+        .unify()
+        .or(jobs::routes(&state))
+        .unify()
+        .or(image::routes(&state))
+        .unify()
+        .recover(recover)
+        .unify()
+        .with(warp::trace::request())
+}
+
+/// Only /health and /ready: what `gene-api worker` serves for probes.
+pub fn probes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    health_and_ready(state.pipeline.store)
+        .recover(recover)
+        .unify()
+}
+
+/// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).
+fn health_and_ready(store: Store) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let health = warp::path!("health")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(with(store))
+        .then(ready);
+    health.or(ready).unify()
+}
+
+async fn ready(store: Store) -> Response {
+    if store.ping().await {
+        json_with(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json_with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({
+                "error": "not_ready",
+                "message": "Redis (db 0 or db 1) does not answer; check REDIS_IP and that Redis runs",
+            }),
+        )
+    }
+}
+
+/// Hands a clone of `value` to the handler (warp's `with_state` idiom).
+fn with<T: Clone + Send + Sync + 'static>(
+    value: T,
+) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
+    warp::any().map(move || value.clone())
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(Reply::into_response)
+}
+
+fn json_with<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+fn raw_json(bytes: Bytes) -> Response {
+    let mut r = Response::new(bytes.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Reads a body of at most [`BODY_LIMIT`] bytes, with or without Content-Length.
+fn small_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::stream().and_then(collect_limited)
+}
+
+async fn collect_limited<S, B>(body: S) -> Result<Bytes, Rejection>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|e| warp::reject::custom(ApiError::bad_request("bad_body", e.to_string())))?;
+        if buf.len() + chunk.remaining() > BODY_LIMIT {
+            return Err(warp::reject::custom(ApiError::PayloadTooLarge));
+        }
+        while chunk.has_remaining() {
+            let n = chunk.chunk().len();
+            buf.extend_from_slice(chunk.chunk());
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// `Prefer: wait=<seconds>` (RFC 7240); other preferences are ignored, as the RFC says.
+fn prefer_wait() -> impl Filter<Extract = (Option<u64>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("prefer").map(|h: Option<String>| {
+        h.and_then(|v| {
+            v.split([',', ';'])
+                .filter_map(|p| p.trim().strip_prefix("wait="))
+                .find_map(|n| n.trim().parse::<u64>().ok())
+        })
+    })
+}
+
+/// 202 + Location for a queued job; with `Prefer: wait`, its final state when it ends in time.
+async fn accepted(pipeline: &Pipeline, job: Job, wait: Option<u64>) -> Result<Response, ApiError> {
+    let mut job = job;
+    let mut applied = None;
+    if let Some(secs) = wait {
+        let secs = secs.min(pipeline.settings.http.max_wait.as_secs());
+        applied = Some(secs);
+        if let Some(latest) = pipeline
+            .wait_for(&job.id, std::time::Duration::from_secs(secs))
+            .await?
+        {
+            job = latest;
+        }
+    }
+    let mut resp = match job.status {
+        JobStatus::Done => json_with(StatusCode::OK, &job),
+        JobStatus::Failed => {
+            return Err(ApiError::JobFailed {
+                message: job.error.clone().unwrap_or_else(|| "the job failed".into()),
+                job: Box::new(job),
+            })
+        }
+        _ => json_with(StatusCode::ACCEPTED, &job),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&job.location()) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Some(secs) = applied {
+        if let Ok(v) = HeaderValue::from_str(&format!("wait={secs}")) {
+            h.insert("preference-applied", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// A job id from a path segment.
+fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::bad_request(
+            "bad_job_id",
+            format!("{raw:?} is not a job id: expected a UUID such as 0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d"),
+        )
+    })
+}
+
+fn job_not_found(id: &Uuid) -> ApiError {
+    ApiError::not_found(
+        "job_not_found",
+        format!("no job {id} (finished jobs are kept for a limited time)"),
+    )
+}
