@@ -10,7 +10,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Worker};
+use crate::events::Hub;
+use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Scheduler, Worker};
 use crate::routes::{self, AppState};
 use crate::store::Store;
 
@@ -86,8 +87,10 @@ impl Application {
         }
 
         let mut tasks = JoinSet::new();
+        let hub = Hub::new(pipeline.store.clone(), shutdown.clone());
         let state = AppState {
             pipeline: pipeline.clone(),
+            hub: hub.clone(),
         };
         let stop = shutdown.clone();
         let graceful = async move { stop.cancelled().await };
@@ -103,6 +106,7 @@ impl Application {
                     .incoming(listener)
                     .graceful(graceful);
                 tasks.spawn(server.run());
+                tasks.spawn(hub.run());
             }
         }
         tracing::info!(%addr, ?mode, "listening");
@@ -114,6 +118,7 @@ impl Application {
             }
             let reclaimer = Reclaimer::new(pipeline.clone(), consumer_name("reclaimer", 0));
             tasks.spawn(reclaimer.run(shutdown.clone()));
+            tasks.spawn(Scheduler::new(pipeline.clone()).run(shutdown.clone()));
         }
 
         // Every task runs until the token is cancelled; one ending early is a bug,

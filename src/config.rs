@@ -85,13 +85,15 @@ pub struct PipelineSettings {
     #[serde(rename = "reclaim_interval_ms", deserialize_with = "millis")]
     pub reclaim_interval: Duration,
     pub max_attempts: u32,
-    pub transient_retries: u32,
     #[serde(rename = "retry_backoff_ms", deserialize_with = "millis")]
     pub retry_backoff: Duration,
     /// How long finished job records are kept.
     #[serde(rename = "job_ttl_secs", deserialize_with = "secs")]
     pub job_ttl: Duration,
     pub stream_max_len: u64,
+    /// Roughly how many job state changes the events stream keeps (what
+    /// `Last-Event-ID` can resume from).
+    pub events_max_len: usize,
     pub jobs_index_max: u64,
 }
 

@@ -19,9 +19,14 @@ pub enum ApiError {
     /// 404: nothing at that id, or no data loaded yet.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    /// 409: the request conflicts with the current state (e.g. no data to plot).
+    /// 409: the request conflicts with the current state (e.g. no data to
+    /// plot, cancelling a running job); `job` is shown when one is concerned.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        message: String,
+        job: Option<Box<crate::jobs::Job>>,
+    },
     /// 422: a job the client waited for (`Prefer: wait`) failed.
     #[error("{message}")]
     JobFailed {
@@ -70,6 +75,7 @@ impl ApiError {
         Self::Conflict {
             code,
             message: message.into(),
+            job: None,
         }
     }
     pub fn no_data() -> Self {
@@ -108,9 +114,10 @@ impl Reply for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (code, message, job) = match &self {
-            Self::BadRequest { code, message }
-            | Self::NotFound { code, message }
-            | Self::Conflict { code, message } => (*code, message.clone(), None),
+            Self::BadRequest { code, message } | Self::NotFound { code, message } => {
+                (*code, message.clone(), None)
+            }
+            Self::Conflict { code, message, job } => (*code, message.clone(), job.as_deref()),
             Self::JobFailed { message, job } => ("job_failed", message.clone(), Some(&**job)),
             Self::MethodNotAllowed => ("method_not_allowed", self.to_string(), None),
             Self::PayloadTooLarge => ("payload_too_large", self.to_string(), None),

@@ -10,6 +10,8 @@
 //! - [`pipeline`]: the stream and its consumer group, one actor a file:
 //!   submission (`mod.rs`), running one entry (`delivery`), the consumer
 //!   (`worker`), taking over dead consumers' entries (`reclaimer`).
+//! - [`events`]: one reader per process of the job events stream, fanned out
+//!   to SSE clients and `Prefer: wait`.
 //! - [`jobs`]: the job kinds ([`jobs::Command`]), each kind's work in its own
 //!   file (`load`, `plot`), and the job records clients read.
 //! - [`genes`]: HGNC ids, fetching and parsing the source, and the data set's
@@ -28,6 +30,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod genes;
 pub mod images;
 pub mod jobs;

@@ -27,6 +27,8 @@ pub struct Keys {
     job_prefix: String,
     jobs_index: String,
     stream: String,
+    delayed: String,
+    events: String,
     dead_letter: String,
     group: String,
     image_prefix: String,
@@ -43,6 +45,8 @@ impl Keys {
             job_prefix: format!("{prefix}:job:"),
             jobs_index: format!("{prefix}:jobs"),
             stream: format!("{prefix}:jobs:stream"),
+            delayed: format!("{prefix}:jobs:delayed"),
+            events: format!("{prefix}:jobs:events"),
             dead_letter: format!("{prefix}:jobs:dead"),
             group: format!("{prefix}:workers"),
             image_prefix: format!("{prefix}:image:"),
@@ -73,6 +77,10 @@ impl Keys {
     pub fn job(&self, id: &uuid::Uuid) -> String {
         format!("{}{id}", self.job_prefix)
     }
+    /// Prefix of the job record keys: `<this><job id>`.
+    pub fn job_prefix(&self) -> &str {
+        &self.job_prefix
+    }
     /// Sorted set of job ids by creation time (db 0).
     pub fn jobs_index(&self) -> &str {
         &self.jobs_index
@@ -80,6 +88,14 @@ impl Keys {
     /// The command stream (db 0).
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+    /// Sorted set of `retrying` job ids by the time their next run is due (db 0).
+    pub fn delayed(&self) -> &str {
+        &self.delayed
+    }
+    /// The capped stream of job state changes that SSE clients read (db 0).
+    pub fn events(&self) -> &str {
+        &self.events
     }
     /// Entries that could not be processed after every attempt (db 0).
     pub fn dead_letter(&self) -> &str {
@@ -173,6 +189,13 @@ impl Store {
         );
         a.is_ok() && b.is_ok()
     }
+}
+
+/// Stream ids `<ms>-<seq>` as numbers, for ordering (text order is wrong:
+/// "9-0" > "10-0"). Malformed parts count as 0.
+pub fn stream_id_key(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 /// True for errors that a later try may not hit: lost connections, timeouts,

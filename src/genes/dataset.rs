@@ -75,6 +75,7 @@ pub async fn store_and_swap(
     version: &str,
     set: &DataSet,
     source: &str,
+    on_stored: impl Fn(u64),
 ) -> Result<LoadSummary, LoadError> {
     let summary = LoadSummary {
         records: set.records.len() as u64,
@@ -133,6 +134,7 @@ pub async fn store_and_swap(
             w.add(c, 0);
         }
         w.flush_if_full().await?;
+        on_stored(((n + 1) * HSET_BATCH).min(set.records.len()) as u64);
     }
     for piece in set.blob().chunks(BATCH_BYTES) {
         let mut c = redis::cmd("APPEND");

@@ -7,10 +7,14 @@ use super::LoadError;
 use crate::config::DataSettings;
 
 /// Reads the configured source: an `http(s)://` URL or a local path (`file://` allowed).
-pub async fn fetch_source(settings: &DataSettings) -> Result<Bytes, LoadError> {
+/// `on_bytes` is told how many bytes have arrived so far, as they arrive.
+pub async fn fetch_source(
+    settings: &DataSettings,
+    on_bytes: impl Fn(u64),
+) -> Result<Bytes, LoadError> {
     let source = settings.source.trim();
     if source.starts_with("http://") || source.starts_with("https://") {
-        fetch_url(source, settings).await
+        fetch_url(source, settings, on_bytes).await
     } else {
         let path = source.strip_prefix("file://").unwrap_or(source);
         let fail = |reason: String| LoadError::Fetch {
@@ -30,14 +34,20 @@ pub async fn fetch_source(settings: &DataSettings) -> Result<Bytes, LoadError> {
                 limit: settings.max_bytes,
             });
         }
-        tokio::fs::read(path)
+        let body = tokio::fs::read(path)
             .await
             .map(Bytes::from)
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(e.to_string()))?;
+        on_bytes(body.len() as u64);
+        Ok(body)
     }
 }
 
-async fn fetch_url(url: &str, settings: &DataSettings) -> Result<Bytes, LoadError> {
+async fn fetch_url(
+    url: &str,
+    settings: &DataSettings,
+    on_bytes: impl Fn(u64),
+) -> Result<Bytes, LoadError> {
     let fail = |reason: String, transient: bool| LoadError::Fetch {
         source_name: url.to_string(),
         reason,
@@ -80,6 +90,7 @@ async fn fetch_url(url: &str, settings: &DataSettings) -> Result<Bytes, LoadErro
             });
         }
         body.extend_from_slice(&chunk);
+        on_bytes(body.len() as u64);
     }
     Ok(Bytes::from(body))
 }

@@ -1,6 +1,7 @@
 //! The load job: fetch the configured source, parse it, swap it in as the
 //! live data set (db 0). A failed load leaves the previous data set untouched.
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{spawn_blocking_traced, JobContext, JobError};
@@ -14,10 +15,18 @@ pub async fn run(
 ) -> Result<serde_json::Value, JobError> {
     let mut data = ctx.settings.data.clone();
     data.source = source.to_string();
-    let body = genes::fetch_source(&data).await?;
+    let progress = &ctx.progress;
+    let body = genes::fetch_source(&data, |bytes| {
+        progress.report(json!({"stage": "fetching", "bytes": bytes}));
+    })
+    .await?;
+    let bytes = body.len();
+    progress.report(json!({"stage": "parsing", "bytes": bytes}));
     let set = spawn_blocking_traced(move || genes::parse_source(body))
         .await
         .map_err(|e| JobError::permanent(format!("parsing the source crashed: {e}")))??;
+    let records = set.records.len();
+    progress.report(json!({"stage": "storing", "bytes": bytes, "records": records, "stored": 0}));
     let mut conn = ctx.store.data.clone();
     let summary = genes::store_and_swap(
         &mut conn,
@@ -25,9 +34,14 @@ pub async fn run(
         &job_id.to_string(),
         &set,
         source,
+        |stored| {
+            progress.report(json!({
+                "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
+            }));
+        },
     )
     .await?;
-    Ok(serde_json::json!({
+    Ok(json!({
         "records": summary.records,
         "source_bytes": summary.source_bytes,
         "source": summary.source,

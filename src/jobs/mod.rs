@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use record::{
-    get, now, queue_record_write, recent, Job, JobKind, JobStatus, UNFINISHED_TTL_SECS,
+    all_indexed, get, list, now, parse_record, rfc3339, Cursor, Job, JobFilter, JobKind, JobStatus,
+    Page, UNFINISHED_TTL_SECS,
 };
 
 use crate::config::Settings;
@@ -63,11 +64,32 @@ impl Command {
     }
 }
 
-/// What a job's work may use: the connections and the settings. Cheap to clone.
+/// What a job's work may use: the connections, the settings, and where to
+/// report progress. Cheap to clone.
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub progress: Progress,
+}
+
+/// Where a running job reports how far it has got. The delivery code writes
+/// the newest report into the job's record a few times a second at most, so
+/// reporting is cheap enough to do per chunk; a report that is superseded
+/// before it is written is simply skipped.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<tokio::sync::watch::Sender<Option<serde_json::Value>>>>);
+
+impl Progress {
+    pub fn new(tx: tokio::sync::watch::Sender<Option<serde_json::Value>>) -> Self {
+        Self(Some(Arc::new(tx)))
+    }
+
+    pub fn report(&self, progress: serde_json::Value) {
+        if let Some(tx) = &self.0 {
+            tx.send_replace(Some(progress));
+        }
+    }
 }
 
 /// Why a job did not succeed, and whether trying again could help.

@@ -16,25 +16,91 @@ use crate::store::Keys;
 /// Unfinished records expire after this long, so even a lost job cannot leak a key.
 pub const UNFINISHED_TTL_SECS: u64 = 7 * 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Load,
     Plot,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [JobKind::Load, JobKind::Plot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Load => "load",
+            JobKind::Plot => "plot",
+        }
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind {s:?}; the kinds are load and plot"))
+    }
+}
+
+/// Where a job is. `queued` -> `running` -> `done` | `failed`; a transient
+/// failure goes `running` -> `retrying` -> `running` (up to `max_attempts`
+/// runs); `queued` and `retrying` jobs can be `cancelled`; `failed` and
+/// `cancelled` ones can be queued again (POST /jobs/<id>/retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
     Running,
+    Retrying,
     Done,
     Failed,
+    Cancelled,
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Done,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// No worker will run it again (unless a client asks for a retry).
     pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Done | JobStatus::Failed)
+        matches!(
+            self,
+            JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown job status {s:?}; the states are queued, running, retrying, done, \
+                 failed and cancelled"
+                )
+            })
     }
 }
 
@@ -48,15 +114,25 @@ pub struct Job {
     pub params: Command,
     /// How many times a worker has started it.
     pub attempts: u32,
+    /// Runs after which a transient failure is final.
+    #[serde(default)]
+    pub max_attempts: u32,
     pub created_at: String,
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
-    /// Why it failed, in words a user can act on.
+    /// While `retrying`: when the next run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Why it failed (or, while `retrying`, why the last run failed), in words
+    /// a user can act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While `running`: how far it has got (load: stage, bytes, records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
     /// What it produced (load: counts; plot: the image's path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
@@ -64,11 +140,17 @@ pub struct Job {
 
 /// Now as RFC 3339 with milliseconds, UTC.
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+/// `t` as RFC 3339 with milliseconds, UTC: the records' time format, which
+/// sorts as text in time order.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 impl Job {
-    pub fn new(command: Command) -> Self {
+    pub fn new(command: Command, max_attempts: u32) -> Self {
         let t = now();
         Self {
             id: Uuid::new_v4(),
@@ -76,11 +158,14 @@ impl Job {
             status: JobStatus::Queued,
             params: command,
             attempts: 0,
+            max_attempts,
             created_at: t.clone(),
             updated_at: t,
             started_at: None,
             finished_at: None,
+            next_attempt_at: None,
             error: None,
+            progress: None,
             result: None,
         }
     }
@@ -97,6 +182,8 @@ impl Job {
         self.started_at = Some(t.clone());
         self.updated_at = t;
         self.error = None;
+        self.next_attempt_at = None;
+        self.progress = None;
     }
 
     pub fn mark_done(&mut self, result: serde_json::Value) {
@@ -105,6 +192,7 @@ impl Job {
         self.finished_at = Some(t.clone());
         self.updated_at = t;
         self.error = None;
+        self.progress = None;
         self.result = Some(result);
     }
 
@@ -113,6 +201,17 @@ impl Job {
         self.status = JobStatus::Failed;
         self.finished_at = Some(t.clone());
         self.updated_at = t;
+        self.next_attempt_at = None;
+        self.progress = None;
+        self.error = Some(error.into());
+    }
+
+    /// A transient failure with runs left: the next one is due at `next`.
+    pub fn mark_retrying(&mut self, error: impl Into<String>, next: SystemTime) {
+        self.status = JobStatus::Retrying;
+        self.updated_at = now();
+        self.next_attempt_at = Some(rfc3339(next));
+        self.progress = None;
         self.error = Some(error.into());
     }
 
@@ -141,7 +240,7 @@ pub async fn get(
     Ok(raw.and_then(|r| parse_record(&r)))
 }
 
-fn parse_record(raw: &str) -> Option<Job> {
+pub fn parse_record(raw: &str) -> Option<Job> {
     match serde_json::from_str(raw) {
         Ok(job) => Some(job),
         Err(e) => {
@@ -151,25 +250,141 @@ fn parse_record(raw: &str) -> Option<Job> {
     }
 }
 
-/// The newest `limit` jobs, newest first. Ids whose record has expired are skipped.
-pub async fn recent(
+/// Which jobs a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
+}
+
+impl JobFilter {
+    fn matches(&self, job: &Job) -> bool {
+        self.status.is_none_or(|s| s == job.status) && self.kind.is_none_or(|k| k == job.kind)
+    }
+}
+
+/// Where a listing stopped: the index score and id of the last job it
+/// returned. Clients get it as an opaque string (`Display` / `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    score: u64,
+    id: String,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.score, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("{s:?} is not a cursor: pass the `cursor` of the previous page's Link header as it is")
+        };
+        let (score, id) = s.split_once('.').ok_or_else(bad)?;
+        let score = score.parse().map_err(|_| bad())?;
+        let id = id.parse::<Uuid>().map_err(|_| bad())?;
+        Ok(Self {
+            score,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// One page of jobs, newest first, and the cursor of the next page (None on
+/// the last one).
+#[derive(Debug)]
+pub struct Page {
+    pub jobs: Vec<Job>,
+    pub next: Option<Cursor>,
+}
+
+/// The jobs in the index, newest first, that match `filter`, after `cursor`.
+/// The index holds at most `pipeline.jobs_index_max` ids, so a page reads at
+/// most that many records; ids whose record has expired are skipped.
+pub async fn list(
     conn: &mut ConnectionManager,
     keys: &Keys,
+    filter: JobFilter,
     limit: usize,
+    cursor: Option<&Cursor>,
+) -> redis::RedisResult<Page> {
+    let index = index_newest_first(conn, keys).await?;
+    // Ties in score are listed by id, descending, as ZREVRANGE orders them.
+    let start = match cursor {
+        None => 0,
+        Some(c) => index
+            .iter()
+            .position(|(id, score)| (*score, id.as_str()) < (c.score, c.id.as_str()))
+            .unwrap_or(index.len()),
+    };
+    let mut jobs = Vec::with_capacity(limit);
+    let mut more = false;
+    // Unfiltered pages read exactly what they return (one more to know whether
+    // a next page exists); filtered ones read in larger slices.
+    let slice = if filter == JobFilter::default() {
+        limit + 1
+    } else {
+        200
+    };
+    'scan: for chunk in index[start..].chunks(slice.max(1)) {
+        for (entry, job) in chunk.iter().zip(records(conn, keys, chunk).await?) {
+            let Some(job) = job.filter(|j| filter.matches(j)) else {
+                continue;
+            };
+            if jobs.len() == limit {
+                more = true;
+                break 'scan;
+            }
+            jobs.push((entry.1, job));
+        }
+    }
+    let next = match (more, jobs.last()) {
+        (true, Some((score, job))) => Some(Cursor {
+            score: *score,
+            id: job.id.to_string(),
+        }),
+        _ => None,
+    };
+    Ok(Page {
+        jobs: jobs.into_iter().map(|(_, j)| j).collect(),
+        next,
+    })
+}
+
+/// Every job in the index (for counts by state).
+pub async fn all_indexed(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
 ) -> redis::RedisResult<Vec<Job>> {
-    if limit == 0 {
+    let index = index_newest_first(conn, keys).await?;
+    let mut out = Vec::with_capacity(index.len());
+    for chunk in index.chunks(500) {
+        out.extend(records(conn, keys, chunk).await?.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+async fn index_newest_first(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<Vec<(String, u64)>> {
+    conn.zrevrange_withscores(keys.jobs_index(), 0, -1).await
+}
+
+async fn records(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    entries: &[(String, u64)],
+) -> redis::RedisResult<Vec<Option<Job>>> {
+    if entries.is_empty() {
         return Ok(vec![]);
     }
-    let ids: Vec<String> = conn
-        .zrevrange(keys.jobs_index(), 0, limit as isize - 1)
-        .await?;
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let record_keys: Vec<String> = ids
+    let record_keys: Vec<String> = entries
         .iter()
-        .filter_map(|i| i.parse::<Uuid>().ok())
-        .map(|id| keys.job(&id))
+        .map(|(id, _)| format!("{}{id}", keys.job_prefix()))
         .collect();
     let raws: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&record_keys)
@@ -177,16 +392,8 @@ pub async fn recent(
         .await?;
     Ok(raws
         .iter()
-        .flatten()
-        .filter_map(|r| parse_record(r))
+        .map(|r| r.as_deref().and_then(parse_record))
         .collect())
-}
-
-/// Adds the write of `job`'s record, with the TTL its state calls for, to
-/// `pipe`: the record goes out with whatever else the pipeline carries.
-pub fn queue_record_write(pipe: &mut redis::Pipeline, keys: &Keys, job: &Job, finished_ttl: u64) {
-    pipe.set_ex(keys.job(&job.id), job.to_json(), job.ttl_secs(finished_ttl))
-        .ignore();
 }
 
 #[cfg(test)]
@@ -195,7 +402,7 @@ mod tests {
 
     #[test]
     fn lifecycle_sets_status_times_and_attempts() {
-        let mut job = Job::new(Command::Load { source: "s".into() });
+        let mut job = Job::new(Command::Load { source: "s".into() }, 3);
         assert_eq!(job.status, JobStatus::Queued);
         assert_eq!(job.ttl_secs(10), UNFINISHED_TTL_SECS);
         job.mark_running();

@@ -9,14 +9,40 @@ use redis::Script;
 
 const OWNER_CHECK: &str = include_str!("owner_check.lua");
 const DATA_PARTS: &str = include_str!("data_parts.lua");
+const EMIT: &str = include_str!("emit.lua");
+const RESET_JOB: &str = include_str!("reset_job.lua");
 
-fn after(head: &str, body: &str) -> Script {
-    Script::new(&format!("{head}\n{body}"))
+/// A script made of shared fragments (in order) and its own body.
+fn with(fragments: &[&str], body: &str) -> Script {
+    let mut src = fragments.join("\n");
+    src.push('\n');
+    src.push_str(body);
+    Script::new(&src)
 }
 
-/// Stores a job record, and optionally XACKs, while the consumer owns the entry.
+fn after(head: &str, body: &str) -> Script {
+    with(&[head], body)
+}
+
+/// Stores and announces a job record (optionally XACKs and schedules a
+/// retry) while the consumer owns the entry.
 pub static STORE_IF_OWNER: LazyLock<Script> =
-    LazyLock::new(|| after(OWNER_CHECK, include_str!("store_if_owner.lua")));
+    LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("store_if_owner.lua")));
+/// Turns a job `running` for the consumer that owns its entry.
+pub static START_JOB: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("start_job.lua")));
+/// Cancels a `queued` or `retrying` job.
+pub static CANCEL_JOB: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT], include_str!("cancel_job.lua")));
+/// Queues a `failed` or `cancelled` job again.
+pub static RETRY_JOB: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("retry_job.lua")));
+/// Moves `retrying` jobs whose next run is due back onto the stream.
+pub static PROMOTE_DUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("promote_due.lua")));
+/// Puts a dead-lettered entry back on the stream.
+pub static REQUEUE_DEAD: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("requeue_dead.lua")));
 /// Refreshes the idle time of an entry its consumer is still running.
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| after(OWNER_CHECK, include_str!("heartbeat.lua")));

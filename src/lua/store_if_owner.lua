@@ -1,6 +1,11 @@
--- Stores the job record (KEYS[2] = ARGV[4], EX ARGV[5]) and, when ARGV[6] is
--- '1', acknowledges the entry in the same step. Returns 1, or 0 when the entry
--- is no longer the consumer's.
+-- Stores the job record and announces it; optionally acknowledges the entry
+-- and schedules the job's next run, all in one step.
+-- KEYS[1] stream, KEYS[2] job, KEYS[3] events, KEYS[4] delayed set.
+-- ARGV[4] record JSON, ARGV[5] TTL, ARGV[6] '1' to XACK, ARGV[7] events
+-- maxlen, ARGV[8] job id, ARGV[9] kind, ARGV[10] status, ARGV[11] due time
+-- (ms) of the next run or ''. Returns 1, or 0 when the entry is not ours.
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
 if ARGV[6] == '1' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], ARGV[8]) end
+emit(KEYS[3], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[4])
 return 1

@@ -1,69 +1,86 @@
-//! Running one delivered stream entry to its end: done, failed, left pending
-//! for a retry, or dead-lettered. Every write for the entry is made only
-//! while this consumer still owns it (see `src/lua/owner_check.lua`).
+//! Running one delivered stream entry to its end: done, failed, `retrying`
+//! (scheduled for a later run), skipped (cancelled or stale), or
+//! dead-lettered. Every write for the entry is made only while this consumer
+//! still owns it (see `src/lua/owner_check.lua`), and every state change is
+//! announced on the events stream in the same script.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
-use redis::{AsyncCommands, RedisResult, Value};
+use redis::{RedisResult, Value};
+use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::Pipeline;
-use crate::jobs::{self, Command, Job, JobError};
+use crate::jobs::{self, Command, Job, JobError, Progress};
 use crate::lua;
 
-impl Pipeline {
-    /// Runs one delivered entry to its end: done, failed, or dead-lettered.
-    /// `deliveries` is how many times Redis has handed it out, this time included.
-    /// Returns Err only when Redis itself failed; the entry then stays pending
-    /// and is reclaimed later.
-    pub async fn handle_entry(
-        &self,
-        consumer: &str,
-        entry: &StreamId,
-        deliveries: usize,
-    ) -> RedisResult<()> {
-        let keys = &self.store.keys;
-        let mut conn = self.store.data.clone();
+/// How often a running job's progress may be written (and announced).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// The fields of a gene-api stream entry.
+struct Entry<'a> {
+    raw: &'a StreamId,
+    job_id: Option<Uuid>,
+    command: Option<Command>,
+    /// Which round of runs the entry belongs to (see `reset_job.lua`).
+    retry: String,
+}
+
+impl<'a> Entry<'a> {
+    fn parse(raw: &'a StreamId) -> Self {
         let field = |name: &str| -> Option<String> {
-            match entry.map.get(name) {
+            match raw.map.get(name) {
                 Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
                 Some(Value::SimpleString(s)) => Some(s.clone()),
                 _ => None,
             }
         };
-        let job_id = field("job").and_then(|s| s.parse::<Uuid>().ok());
-        let command = field("cmd").and_then(|s| serde_json::from_str::<Command>(&s).ok());
-        let (job_id, command) = match (job_id, command) {
-            (Some(id), Some(c)) => (id, c),
-            (id, _) => {
-                let reason = "stream entry is not a gene-api command (fields job, cmd)";
-                return self
-                    .dead_letter(&mut conn, entry, id, reason, deliveries)
-                    .await;
-            }
+        Self {
+            raw,
+            job_id: field("job").and_then(|s| s.parse().ok()),
+            command: field("cmd").and_then(|s| serde_json::from_str(&s).ok()),
+            retry: field("retry").unwrap_or_else(|| "0".into()),
+        }
+    }
+}
+
+/// What `start_job.lua` said.
+enum Start {
+    NotOurs,
+    Missing,
+    Skip(Option<Job>),
+    Started(Job),
+}
+
+impl Pipeline {
+    /// Runs one delivered entry to its end. `deliveries` is how many times
+    /// Redis has handed it out, this time included. Returns Err only when
+    /// Redis itself failed; the entry then stays pending and is reclaimed later.
+    pub async fn handle_entry(
+        &self,
+        consumer: &str,
+        raw: &StreamId,
+        deliveries: usize,
+    ) -> RedisResult<()> {
+        let mut conn = self.store.data.clone();
+        let entry = Entry::parse(raw);
+        let (Some(job_id), Some(command)) = (entry.job_id, entry.command.clone()) else {
+            let reason = "stream entry is not a gene-api command (fields job, cmd)";
+            return self
+                .dead_letter(&mut conn, raw, entry.job_id, reason, deliveries)
+                .await;
         };
-        let span = tracing::info_span!("job", job_id = %job_id, entry = %entry.id, consumer);
+        let span = tracing::info_span!("job", job_id = %job_id, entry = %raw.id, consumer);
         async move {
-            let mut job = match jobs::get(&mut conn, keys, &job_id).await? {
-                Some(job) => job,
-                // The record expired while the entry waited: rebuild it from the command.
-                None => {
-                    let mut job = Job::new(command.clone());
-                    job.id = job_id;
-                    job
-                }
-            };
-            if job.status.is_finished() {
-                // A redelivery after the final record was stored: only the XACK was lost.
-                tracing::info!("already finished; acknowledging");
-                return self.ack(&mut conn, entry).await;
-            }
             let max = self.settings.pipeline.max_attempts as usize;
             if deliveries > max {
+                // Taken and never finished `max` times: it kills its workers.
+                let job = jobs::get(&mut conn, &self.store.keys, &job_id).await?;
                 let last = job
-                    .error
-                    .as_deref()
+                    .and_then(|j| j.error)
                     .map(|e| format!("; last error: {e}"))
                     .unwrap_or_else(|| {
                         "; every worker that took it stopped before finishing (crash, kill or timeout)"
@@ -72,47 +89,61 @@ impl Pipeline {
                 let reason = format!(
                     "gave up after {} attempts{last} (entry moved to the dead-letter stream {})",
                     deliveries - 1,
-                    keys.dead_letter()
+                    self.store.keys.dead_letter()
                 );
                 return self
-                    .dead_letter(&mut conn, entry, Some(job_id), &reason, deliveries)
+                    .dead_letter(&mut conn, raw, Some(job_id), &reason, deliveries)
                     .await;
             }
-            job.mark_running();
-            if !self.write_if_owner(&mut conn, consumer, entry, &job, false).await? {
-                return Ok(());
-            }
+            let mut job = match self.start(&mut conn, consumer, &entry, &job_id).await? {
+                Start::NotOurs => return Ok(()),
+                Start::Started(job) => job,
+                Start::Skip(job) => {
+                    // Cancelled, finished (only the XACK was lost), or queued
+                    // again under a newer entry: acknowledge it unrun.
+                    let status = job.map(|j| j.status);
+                    tracing::info!(?status, "not running it: acknowledging");
+                    return self.ack(&mut conn, raw).await;
+                }
+                Start::Missing => {
+                    // The record expired while the entry waited (7 days):
+                    // rebuild it from the command.
+                    let mut job = Job::new(command.clone(), self.settings.pipeline.max_attempts);
+                    job.id = job_id;
+                    job.mark_running();
+                    if !self.write_if_owner(&mut conn, consumer, raw, &job, Finish::Keep).await? {
+                        return Ok(());
+                    }
+                    job
+                }
+            };
 
-            let outcome = self
-                .with_heartbeat(
-                    consumer,
-                    &entry.id,
-                    self.execute_with_retries(&job_id, &command),
-                )
-                .await;
-            match outcome {
+            let outcome = self.run_with_upkeep(consumer, raw, &mut job, &command).await;
+            let finish = match outcome {
                 Ok(result) => {
                     job.mark_done(result);
                     tracing::info!(attempts = job.attempts, "job done");
+                    Finish::Ack
                 }
-                Err(e) if e.transient => {
-                    // Leave the entry pending: the reclaimer hands it out again after
-                    // `reclaim_after_ms`, up to `max_attempts` deliveries in all.
-                    tracing::warn!(error = %e.message, attempts = job.attempts, "transient failure; the job will be retried");
-                    // While a job waits for its retry, `error` holds the last failure.
-                    job.error = Some(e.message.clone());
-                    job.updated_at = jobs::now();
-                    return self
-                        .write_if_owner(&mut conn, consumer, entry, &job, false)
-                        .await
-                        .map(drop);
+                Err(e) if e.transient && job.attempts < self.max_attempts(&job) => {
+                    let backoff = self.backoff(job.attempts);
+                    let due = SystemTime::now() + backoff;
+                    tracing::warn!(error = %e.message, attempts = job.attempts, ?backoff, "transient failure; retrying");
+                    job.mark_retrying(e.message, due);
+                    Finish::Retry(due)
                 }
                 Err(e) => {
-                    job.mark_failed(e.message.clone());
-                    tracing::warn!(error = %e.message, "job failed");
+                    let message = if e.transient {
+                        format!("gave up after {} attempts: {}", job.attempts, e.message)
+                    } else {
+                        e.message
+                    };
+                    tracing::warn!(error = %message, "job failed");
+                    job.mark_failed(message);
+                    Finish::Ack
                 }
-            }
-            self.write_if_owner(&mut conn, consumer, entry, &job, true)
+            };
+            self.write_if_owner(&mut conn, consumer, raw, &job, finish)
                 .await
                 .map(drop)
         }
@@ -120,30 +151,91 @@ impl Pipeline {
         .await
     }
 
-    /// Stores `job`'s record (and with `ack`, acknowledges the entry in the same
-    /// script) only while `consumer` still owns the entry. A worker that was
-    /// cut off (Redis restarted under it, a long pause) may find that the
-    /// reclaimer has given its entry to another consumer, which may even have
-    /// finished the job: its late write must not turn "done" back into
-    /// "running". Returns false when the entry is no longer ours.
+    fn max_attempts(&self, job: &Job) -> u32 {
+        match job.max_attempts {
+            0 => self.settings.pipeline.max_attempts,
+            n => n,
+        }
+    }
+
+    /// The pause before run `attempts + 1`: `retry_backoff`, doubling per run.
+    fn backoff(&self, attempts: u32) -> Duration {
+        self.settings.pipeline.retry_backoff * (1u32 << attempts.saturating_sub(1).min(16))
+    }
+
+    /// Turns the job `running` for this consumer, in one script with the checks.
+    async fn start(
+        &self,
+        conn: &mut ConnectionManager,
+        consumer: &str,
+        entry: &Entry<'_>,
+        job_id: &Uuid,
+    ) -> RedisResult<Start> {
+        let keys = &self.store.keys;
+        let reply: Value = lua::START_JOB
+            .key(keys.stream())
+            .key(keys.job(job_id))
+            .key(keys.events())
+            .arg(keys.group())
+            .arg(&entry.raw.id)
+            .arg(consumer)
+            .arg(jobs::now())
+            .arg(jobs::UNFINISHED_TTL_SECS)
+            .arg(self.settings.pipeline.events_max_len)
+            .arg(&entry.retry)
+            .invoke_async(conn)
+            .await?;
+        let (tag, record): (String, Option<String>) = match reply {
+            Value::Int(0) => {
+                tracing::warn!("another consumer has taken this entry over; leaving the job to it");
+                return Ok(Start::NotOurs);
+            }
+            other => redis::from_redis_value(other).map_err(redis::RedisError::from)?,
+        };
+        let job = record.as_deref().and_then(jobs::parse_record);
+        Ok(match (tag.as_str(), job) {
+            ("started", Some(job)) => Start::Started(job),
+            ("skip", job) => Start::Skip(job),
+            _ => Start::Missing,
+        })
+    }
+
+    /// Stores `job`'s record and announces it, only while `consumer` still
+    /// owns the entry; `finish` says what else happens in the same script. A
+    /// worker that was cut off (Redis restarted under it, a long pause) may
+    /// find that the reclaimer has given its entry to another consumer, which
+    /// may even have finished the job: its late write must not turn "done"
+    /// back into "running". Returns false when the entry is no longer ours.
     async fn write_if_owner(
         &self,
         conn: &mut ConnectionManager,
         consumer: &str,
         entry: &StreamId,
         job: &Job,
-        ack: bool,
+        finish: Finish,
     ) -> RedisResult<bool> {
         let keys = &self.store.keys;
+        let (ack, due) = match finish {
+            Finish::Keep => ("0", String::new()),
+            Finish::Ack => ("1", String::new()),
+            Finish::Retry(at) => ("1", unix_ms(at).to_string()),
+        };
         let owned: bool = lua::STORE_IF_OWNER
             .key(keys.stream())
             .key(keys.job(&job.id))
+            .key(keys.events())
+            .key(keys.delayed())
             .arg(keys.group())
             .arg(&entry.id)
             .arg(consumer)
             .arg(job.to_json())
             .arg(job.ttl_secs(self.settings.pipeline.job_ttl.as_secs()))
-            .arg(if ack { "1" } else { "0" })
+            .arg(ack)
+            .arg(self.settings.pipeline.events_max_len)
+            .arg(job.id.to_string())
+            .arg(job.kind.as_str())
+            .arg(job.status.as_str())
+            .arg(due)
             .invoke_async(conn)
             .await?;
         if !owned {
@@ -154,7 +246,11 @@ impl Pipeline {
 
     async fn ack(&self, conn: &mut ConnectionManager, entry: &StreamId) -> RedisResult<()> {
         let keys = &self.store.keys;
-        conn.xack::<_, _, _, ()>(keys.stream(), keys.group(), &[&entry.id])
+        redis::cmd("XACK")
+            .arg(keys.stream())
+            .arg(keys.group())
+            .arg(&entry.id)
+            .query_async(conn)
             .await
     }
 
@@ -192,12 +288,7 @@ impl Pipeline {
             if let Some(mut job) = jobs::get(conn, keys, &id).await? {
                 if !job.status.is_finished() {
                     job.mark_failed(reason);
-                    jobs::queue_record_write(
-                        &mut pipe,
-                        keys,
-                        &job,
-                        self.settings.pipeline.job_ttl.as_secs(),
-                    );
+                    self.queue_record_and_event(&mut pipe, &job);
                 }
             }
         }
@@ -206,61 +297,70 @@ impl Pipeline {
         pipe.query_async(conn).await
     }
 
-    /// Runs `fut` while keeping this consumer's claim on `entry_id` fresh.
-    async fn with_heartbeat<T>(
+    /// Runs the job in a task of its own (a panic fails this run instead of
+    /// taking the worker down) while keeping this consumer's claim on the
+    /// entry fresh and writing the job's progress as it reports it.
+    async fn run_with_upkeep(
         &self,
         consumer: &str,
-        entry_id: &str,
-        fut: impl std::future::Future<Output = T>,
-    ) -> T {
+        entry: &StreamId,
+        job: &mut Job,
+        command: &Command,
+    ) -> Result<serde_json::Value, JobError> {
+        let (tx, mut progress) = watch::channel(None);
+        let mut ctx = self.job_context();
+        ctx.progress = Progress::new(tx);
+        let (id, cmd) = (job.id, command.clone());
+        let run = tokio::spawn(async move { cmd.run(&ctx, &id).await });
+        let mut run = std::pin::pin!(run);
+
         let every = self.settings.pipeline.reclaim_after / 3;
-        let mut fut = std::pin::pin!(fut);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut progress_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut conn = self.store.data.clone();
         loop {
             tokio::select! {
-                out = &mut fut => return out,
-                _ = tick.tick() => {
+                out = &mut run => {
+                    return out.unwrap_or_else(|e| {
+                        Err(JobError::transient(format!("the job crashed its worker task: {e}")))
+                    });
+                }
+                _ = heartbeat.tick() => {
                     let keys = &self.store.keys;
-                    let mut conn = self.store.data.clone();
                     // Only while the entry is still ours, so a cut-off worker never takes it back.
                     let r: RedisResult<Value> = lua::HEARTBEAT
-                    .key(keys.stream()).arg(keys.group()).arg(entry_id).arg(consumer)
-                    .invoke_async(&mut conn).await;
+                        .key(keys.stream()).arg(keys.group()).arg(&entry.id).arg(consumer)
+                        .invoke_async(&mut conn).await;
                     if let Err(e) = r {
                         tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                }
+                _ = progress_tick.tick(), if progress.has_changed().unwrap_or(false) => {
+                    job.progress = progress.borrow_and_update().clone();
+                    job.updated_at = jobs::now();
+                    if let Err(e) = self.write_if_owner(&mut conn, consumer, entry, job, Finish::Keep).await {
+                        tracing::debug!(error = %e, "progress not written");
                     }
                 }
             }
         }
     }
+}
 
-    async fn execute_with_retries(
-        &self,
-        job_id: &Uuid,
-        command: &Command,
-    ) -> Result<serde_json::Value, JobError> {
-        let p = &self.settings.pipeline;
-        let mut attempt = 0;
-        loop {
-            // A task of its own, so a panic in a handler fails this attempt
-            // instead of taking the worker (and its process) down.
-            let (ctx, id, cmd) = (self.job_context(), *job_id, command.clone());
-            let outcome = tokio::spawn(async move { cmd.run(&ctx, &id).await })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(JobError::transient(format!(
-                        "the job crashed its worker task: {e}"
-                    )))
-                });
-            match outcome {
-                Err(e) if e.transient && attempt < p.transient_retries => {
-                    let backoff = p.retry_backoff * (1 << attempt);
-                    tracing::warn!(error = %e.message, ?backoff, "transient failure; retrying");
-                    tokio::time::sleep(backoff).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
+/// What the final record write does besides storing the record.
+#[derive(Debug, Clone, Copy)]
+enum Finish {
+    /// Nothing: the job goes on (progress, or a rebuilt `running` record).
+    Keep,
+    /// Acknowledge the entry: the job is finished.
+    Ack,
+    /// Acknowledge the entry and schedule the next run at this time.
+    Retry(SystemTime),
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

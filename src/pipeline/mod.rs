@@ -2,7 +2,7 @@
 //!
 //! - here, [`Pipeline`]: [`Pipeline::submit`] writes the job record, indexes it
 //!   and XADDs the command in one MULTI, so a job is never visible without its
-//!   command or the reverse; [`Pipeline::wait_for`] waits for a job to finish.
+//!   command or the reverse, and announces the job on the events stream.
 //! - [`delivery`]: running one delivered entry to its end: ownership-checked
 //!   record writes, the XACK in the same script as the final record (the
 //!   effect is written before, so delivery is at-least-once and every job kind
@@ -12,24 +12,31 @@
 //!   connection of its own and hands them to delivery.
 //! - [`reclaimer`]: takes over entries whose consumer died (XAUTOCLAIM after
 //!   `reclaim_after` idle), and trims the stream without dropping pending entries.
+//! - [`scheduler`]: puts `retrying` jobs back on the stream when their next
+//!   run is due.
+//! - [`control`]: what clients steer: cancel, retry, the dead letters, stats.
 //!
 //! What a job does is not here: [`crate::jobs::Command::run`] owns that.
 
+mod control;
 mod delivery;
 mod reclaimer;
+mod scheduler;
 mod worker;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
-use uuid::Uuid;
 
+pub use control::{ControlError, DeadEntry, Stats};
 pub use reclaimer::Reclaimer;
+pub use scheduler::Scheduler;
 pub use worker::{StepOutcome, Worker};
 
 use crate::config::Settings;
-use crate::jobs::{self, Command, Job, JobContext};
+use crate::jobs::{Command, Job, JobContext, Progress};
 use crate::store::Store;
 
 /// What the pipeline needs: connections and settings. Cheap to clone.
@@ -39,7 +46,8 @@ pub struct Pipeline {
     pub settings: Arc<Settings>,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -82,17 +90,12 @@ impl Pipeline {
     /// Records the job and queues its command. Returns the job as stored.
     #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
     pub async fn submit(&self, command: Command) -> RedisResult<Job> {
-        let job = Job::new(command);
+        let job = Job::new(command, self.settings.pipeline.max_attempts);
         let keys = &self.store.keys;
         let cmd_json = serde_json::to_string(&job.params).unwrap_or_default();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        jobs::queue_record_write(
-            &mut pipe,
-            keys,
-            &job,
-            self.settings.pipeline.job_ttl.as_secs(),
-        );
+        self.queue_record_and_event(&mut pipe, &job);
         pipe.zadd(keys.jobs_index(), job.id.to_string(), now_ms())
             .ignore()
             .zremrangebyrank(
@@ -113,20 +116,28 @@ impl Pipeline {
         Ok(job)
     }
 
-    /// Waits until the job is finished or `timeout` passes; returns its last state.
-    pub async fn wait_for(&self, id: &Uuid, timeout: Duration) -> RedisResult<Option<Job>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut conn = self.store.data.clone();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let job = jobs::get(&mut conn, &self.store.keys, id).await?;
-            let finished = job.as_ref().is_none_or(|j| j.status.is_finished());
-            if finished || tokio::time::Instant::now() >= deadline {
-                return Ok(job);
-            }
-            tokio::time::sleep(pause.min(deadline - tokio::time::Instant::now())).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
+    /// Adds the write of `job`'s record and the event announcing it to `pipe`.
+    fn queue_record_and_event(&self, pipe: &mut redis::Pipeline, job: &Job) {
+        let keys = &self.store.keys;
+        let json = job.to_json();
+        pipe.set_ex(
+            keys.job(&job.id),
+            &json,
+            job.ttl_secs(self.settings.pipeline.job_ttl.as_secs()),
+        )
+        .ignore();
+        pipe.xadd_maxlen(
+            keys.events(),
+            StreamMaxlen::Approx(self.settings.pipeline.events_max_len),
+            "*",
+            &[
+                ("job", job.id.to_string()),
+                ("kind", job.kind.as_str().to_string()),
+                ("status", job.status.as_str().to_string()),
+                ("data", json),
+            ],
+        )
+        .ignore();
     }
 
     /// What a job's work may use.
@@ -134,6 +145,7 @@ impl Pipeline {
         JobContext {
             store: self.store.clone(),
             settings: self.settings.clone(),
+            progress: Progress::default(),
         }
     }
 }

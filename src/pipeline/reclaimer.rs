@@ -11,6 +11,7 @@ use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
 use super::Pipeline;
+use crate::store::stream_id_key;
 
 /// Takes over and finishes entries of dead consumers; trims the stream.
 pub struct Reclaimer {
@@ -171,11 +172,7 @@ impl Reclaimer {
 
 /// Orders stream ids `<ms>-<seq>` numerically.
 fn stream_id_lt(a: &str, b: &str) -> bool {
-    fn parts(id: &str) -> (u64, u64) {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-    }
-    parts(a) < parts(b)
+    stream_id_key(a) < stream_id_key(b)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
             .then(get_data)
             .map(respond)
             .or(warp::post()
-                .and(with(state.pipeline.clone()))
+                .and(with(state.clone()))
                 .and(prefer_wait())
                 .and(small_body())
                 .then(post_data)
@@ -37,7 +37,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 }
 
 /// POST /data takes no parameters: the source is the server's to choose.
-fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
+pub(super) fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -58,15 +58,17 @@ fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-async fn post_data(
-    pipeline: Pipeline,
-    wait: Option<u64>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn post_data(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
     check_load_body(&body)?;
-    let source = pipeline.settings.data.source.clone();
-    let job = pipeline.submit(Command::Load { source }).await?;
-    accepted(&pipeline, job, wait).await
+    let job = state.pipeline.submit(load_command(&state.pipeline)).await?;
+    accepted(&state, job, wait).await
+}
+
+/// A load of the server's configured source.
+pub(super) fn load_command(pipeline: &Pipeline) -> Command {
+    Command::Load {
+        source: pipeline.settings.data.source.clone(),
+    }
 }
 
 async fn get_data(store: Store) -> Result<Response, ApiError> {

@@ -15,7 +15,6 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::jobs::{self, Command, JobKind, JobStatus};
-use crate::pipeline::Pipeline;
 use crate::plot::{ImageSize, PlotKind};
 use crate::store::Store;
 use crate::{genes, images};
@@ -30,7 +29,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
             .map(respond)
             .or(warp::post()
                 .and(warp::query::<HashMap<String, String>>())
-                .and(with(state.pipeline.clone()))
+                .and(with(state.clone()))
                 .and(prefer_wait())
                 .and(small_body())
                 .then(post_image)
@@ -77,25 +76,42 @@ fn plot_params(
             serde_json::from_slice(body).map_err(|e| {
                 ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
             })?;
-        for (k, v) in v {
-            let s = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            params.insert(k, s);
-        }
+        params.extend(as_strings(v));
     }
     params.extend(query.iter().map(|(k, v)| (k.clone(), v.clone())));
+    parse_plot(&params, "kind", "POST /image")
+}
+
+/// JSON fields as the strings a query string would carry.
+pub(super) fn as_strings(
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> impl Iterator<Item = (String, String)> {
+    fields.into_iter().map(|(k, v)| {
+        let s = match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        (k, s)
+    })
+}
+
+/// A plot's chart kind (in field `kind_field`) and size, validated the same
+/// way for `route` (POST /image or POST /jobs).
+pub(super) fn parse_plot(
+    params: &HashMap<String, String>,
+    kind_field: &str,
+    route: &str,
+) -> Result<(PlotKind, ImageSize), ApiError> {
     if let Some(k) = params
         .keys()
-        .find(|k| !["kind", "width", "height"].contains(&k.as_str()))
+        .find(|k| ![kind_field, "width", "height"].contains(&k.as_str()))
     {
         return Err(ApiError::bad_request(
             "bad_plot_parameter",
-            format!("unknown parameter {k:?}; POST /image takes kind, width and height"),
+            format!("unknown parameter {k:?}; {route} takes {kind_field}, width and height"),
         ));
     }
-    let kind = match params.get("kind") {
+    let kind = match params.get(kind_field) {
         Some(k) => PlotKind::from_str(k)
             .map_err(|e| ApiError::bad_request("bad_plot_kind", e.to_string()))?,
         None => PlotKind::default(),
@@ -126,20 +142,29 @@ fn plot_params(
 
 async fn post_image(
     query: HashMap<String, String>,
-    pipeline: Pipeline,
+    state: AppState,
     wait: Option<u64>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (plot, size) = plot_params(&query, &body)?;
-    let store = &pipeline.store;
+    let command = plot_command(&state.pipeline.store, plot, size).await?;
+    let job = state.pipeline.submit(command).await?;
+    accepted(&state, job, wait).await
+}
+
+/// A plot job, if there is data to plot (no job is made otherwise).
+pub(super) async fn plot_command(
+    store: &Store,
+    plot: PlotKind,
+    size: ImageSize,
+) -> Result<Command, ApiError> {
     if !genes::is_loaded(&mut store.data.clone(), &store.keys).await? {
         return Err(ApiError::conflict(
             "no_data",
             "no gene data is loaded, so there is nothing to plot: POST /data first",
         ));
     }
-    let job = pipeline.submit(Command::Plot { plot, size }).await?;
-    accepted(&pipeline, job, wait).await
+    Ok(Command::Plot { plot, size })
 }
 
 async fn get_latest_image(store: Store) -> Result<Response, ApiError> {
@@ -170,16 +195,16 @@ async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
             "not_a_plot_job",
             format!("job {id} is a load job; only plot jobs have images"),
         ),
-        (_, JobStatus::Queued | JobStatus::Running) => ApiError::conflict(
+        (_, JobStatus::Queued | JobStatus::Running | JobStatus::Retrying) => ApiError::conflict(
             "job_not_done",
             format!(
                 "job {id} is still {}; poll /jobs/{id} until it is done",
-                if job.status == JobStatus::Queued {
-                    "queued"
-                } else {
-                    "running"
-                }
+                job.status.as_str()
             ),
+        ),
+        (_, JobStatus::Cancelled) => ApiError::conflict(
+            "job_cancelled",
+            format!("job {id} was cancelled, so it has no image; POST /jobs/{id}/retry to run it"),
         ),
         (_, JobStatus::Failed) => ApiError::conflict(
             "job_failed",

@@ -1,40 +1,142 @@
-//! `/jobs`: the newest jobs, and one job by id.
+//! `/jobs`: one submission API for every job kind, the jobs by state, one
+//! job, its control (cancel, retry) and its live events.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
 
-use warp::http::StatusCode;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
+use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection};
+use warp::{Filter, Rejection, Reply};
 
-use super::{job_not_found, json_with, parse_job_id, respond, with, AppState};
+use super::{
+    accepted, data, image, job_not_found, json_with, parse_job_id, prefer_wait, respond,
+    small_body, with, wrong_state, AppState,
+};
 use crate::error::ApiError;
-use crate::jobs;
+use crate::events::{Event, Hub};
+use crate::jobs::{self, Command, Cursor, JobFilter, JobStatus};
+use crate::pipeline::{ControlError, Pipeline};
 use crate::store::Store;
 
-/// `GET /jobs?limit=N`, `GET /jobs/<id>`.
+/// `POST /jobs`, `GET /jobs`, `GET /jobs/stats`, `GET|DELETE /jobs/<id>`,
+/// `POST /jobs/<id>/retry`, `GET /jobs/<id>/events`.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let store = state.pipeline.store.clone();
     let max = state.pipeline.settings.http.jobs_list_limit;
-    let list = warp::path!("jobs")
+    let collection = warp::path!("jobs").and(
+        warp::get()
+            .and(warp::query::<HashMap<String, String>>())
+            .and(with(store.clone()))
+            .and(with(max))
+            .then(list_jobs)
+            .map(respond)
+            .or(warp::post()
+                .and(with(state.clone()))
+                .and(prefer_wait())
+                .and(small_body())
+                .then(post_job)
+                .map(respond))
+            .unify(),
+    );
+    let stats = warp::path!("jobs" / "stats")
         .and(warp::get())
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with(store.clone()))
-        .and(with(max))
-        .then(list_jobs)
+        .and(with(state.pipeline.clone()))
+        .then(stats)
         .map(respond);
-    let one = warp::path!("jobs" / String)
+    let one = warp::path!("jobs" / String);
+    let get_one = one
         .and(warp::get())
-        .and(with(store))
+        .and(with(store.clone()))
         .then(get_job)
         .map(respond);
-    list.or(one).unify()
+    let cancel = one
+        .and(warp::delete())
+        .and(with(state.pipeline.clone()))
+        .then(cancel_job)
+        .map(respond);
+    let retry = warp::path!("jobs" / String / "retry")
+        .and(warp::post())
+        .and(with(state.pipeline.clone()))
+        .then(retry_job)
+        .map(respond);
+    let events = warp::path!("jobs" / String / "events")
+        .and(warp::get())
+        .and(with(store))
+        .and(with(state.hub.clone()))
+        .then(job_events)
+        .map(respond);
+    collection
+        .or(stats)
+        .unify()
+        .or(get_one)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(retry)
+        .unify()
+        .or(events)
+        .unify()
 }
+
+/// `POST /jobs` `{"kind": "load"}` or `{"kind": "plot", "plot": ..., "width": ..., "height": ...}`:
+/// the same checks and answers as POST /data and POST /image.
+async fn post_job(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
+    let command = parse_job_request(&state, &body).await?;
+    let job = state.pipeline.submit(command).await?;
+    accepted(&state, job, wait).await
+}
+
+async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, ApiError> {
+    let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!(
+                    "the body must be a JSON object such as {{\"kind\": \"load\"}} or \
+                     {{\"kind\": \"plot\", \"plot\": \"chromosome\"}}: {e}"
+                ),
+            )
+        })?;
+    let kind = fields.remove("kind");
+    match kind.as_ref().and_then(|k| k.as_str()) {
+        Some("load") => {
+            let rest = serde_json::to_vec(&fields).unwrap_or_default();
+            data::check_load_body(&rest)?;
+            Ok(data::load_command(&state.pipeline))
+        }
+        Some("plot") => {
+            let params: HashMap<String, String> = image::as_strings(fields).collect();
+            let (plot, size) = image::parse_plot(&params, "plot", "a plot job")?;
+            image::plot_command(&state.pipeline.store, plot, size).await
+        }
+        _ => Err(ApiError::bad_request(
+            "bad_job_kind",
+            format!(
+                "\"kind\" must be \"load\" or \"plot\", got {}",
+                kind.map_or_else(|| "nothing".into(), |k| k.to_string())
+            ),
+        )),
+    }
+}
+
+/// What GET /jobs takes.
+const LIST_PARAMS: [&str; 4] = ["status", "kind", "limit", "cursor"];
 
 async fn list_jobs(
     query: HashMap<String, String>,
     store: Store,
     max: usize,
 ) -> Result<Response, ApiError> {
+    if let Some(k) = query.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("unknown parameter {k:?}; GET /jobs takes status, kind, limit and cursor"),
+        ));
+    }
     let limit = match query.get("limit") {
         None => max,
         Some(v) => v
@@ -48,8 +150,48 @@ async fn list_jobs(
                 )
             })?,
     };
-    let list = jobs::recent(&mut store.data.clone(), &store.keys, limit).await?;
-    Ok(json_with(StatusCode::OK, &list))
+    let filter = JobFilter {
+        status: parse_opt(&query, "status", "bad_status")?,
+        kind: parse_opt(&query, "kind", "bad_kind")?,
+    };
+    let cursor: Option<Cursor> = parse_opt(&query, "cursor", "bad_cursor")?;
+    let page = jobs::list(
+        &mut store.data.clone(),
+        &store.keys,
+        filter,
+        limit,
+        cursor.as_ref(),
+    )
+    .await?;
+    let mut resp = json_with(StatusCode::OK, &page.jobs);
+    if let Some(next) = page.next {
+        let mut q: Vec<String> = ["status", "kind"]
+            .iter()
+            .filter_map(|k| query.get(*k).map(|v| format!("{k}={v}")))
+            .collect();
+        q.push(format!("limit={limit}"));
+        q.push(format!("cursor={next}"));
+        let link = format!("</jobs?{}>; rel=\"next\"", q.join("&"));
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn parse_opt<T: std::str::FromStr<Err = String>>(
+    query: &HashMap<String, String>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|v| v.parse::<T>().map_err(|m| ApiError::bad_request(code, m)))
+        .transpose()
+}
+
+async fn stats(pipeline: Pipeline) -> Result<Response, ApiError> {
+    Ok(json_with(StatusCode::OK, &pipeline.stats().await?))
 }
 
 async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
@@ -58,4 +200,142 @@ async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
         .await?
         .ok_or_else(|| job_not_found(&id))?;
     Ok(json_with(StatusCode::OK, &job))
+}
+
+/// `DELETE /jobs/<id>`: cancels a `queued` or `retrying` job.
+async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
+    let id = parse_job_id(&raw_id)?;
+    match pipeline.cancel(&id).await {
+        Ok(job) => Ok(json_with(StatusCode::OK, &job)),
+        Err(ControlError::WrongState(job)) if job.status == JobStatus::Running => Err(wrong_state(
+            "job_running",
+            format!("job {id} is running and cannot be cancelled; it ends on its own"),
+            *job,
+        )),
+        Err(ControlError::WrongState(job)) => Err(wrong_state(
+            "job_finished",
+            format!(
+                "job {id} is {} already; only queued or retrying jobs can be cancelled",
+                job.status.as_str()
+            ),
+            *job,
+        )),
+        Err(e) => Err(control_error(e, &id)),
+    }
+}
+
+/// `POST /jobs/<id>/retry`: queues a `failed` or `cancelled` job again.
+async fn retry_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
+    let id = parse_job_id(&raw_id)?;
+    match pipeline.retry(&id).await {
+        Ok(job) => {
+            let mut resp = json_with(StatusCode::ACCEPTED, &job);
+            if let Ok(v) = HeaderValue::from_str(&job.location()) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Err(ControlError::WrongState(job)) => Err(wrong_state(
+            "job_not_retryable",
+            format!(
+                "job {id} is {}; only failed or cancelled jobs can be retried",
+                job.status.as_str()
+            ),
+            *job,
+        )),
+        Err(e) => Err(control_error(e, &id)),
+    }
+}
+
+fn control_error(e: ControlError, id: &Uuid) -> ApiError {
+    match e {
+        ControlError::NotFound => job_not_found(id),
+        ControlError::Redis(e) => e.into(),
+        ControlError::WrongState(job) => ApiError::Conflict {
+            code: "wrong_state",
+            message: format!("job {id} is {}", job.status.as_str()),
+            job: Some(job),
+        },
+    }
+}
+
+/// `GET /jobs/<id>/events`: the job's current state, then each change, as
+/// server-sent events; the stream ends after a final state.
+async fn job_events(raw_id: String, store: Store, hub: Hub) -> Result<Response, ApiError> {
+    let id = parse_job_id(&raw_id)?;
+    // Subscribe before reading the record, so no change falls in between.
+    let live = hub.stream(None).await?;
+    let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
+        .await?
+        .ok_or_else(|| job_not_found(&id))?;
+    let first = warp::sse::Event::default()
+        .event(job.status.as_str())
+        .data(job.to_json());
+    let finished = job.status.is_finished();
+    let seen = (job.status, job.updated_at);
+    let changes = live
+        .filter(move |e| {
+            // Changes older than the snapshot, or the snapshot itself, are not news.
+            let news = e.job == id
+                && e.parse_job().is_some_and(|j| {
+                    j.updated_at > seen.1 || (j.updated_at == seen.1 && j.status != seen.0)
+                });
+            std::future::ready(news)
+        })
+        .boxed();
+    // Ends right after a final state, without waiting for another event.
+    let changes = futures_util::stream::unfold((changes, finished), |(mut s, done)| async move {
+        if done {
+            return None;
+        }
+        let e = s.next().await?;
+        let done = e.status.is_finished();
+        Some((sse_event(&e), (s, done)))
+    });
+    let events = futures_util::stream::once(std::future::ready(first)).chain(changes);
+    Ok(sse_reply(&hub, events))
+}
+
+/// One event as SSE: `id:` the stream entry, `event:` the state, `data:` the job.
+pub(super) fn sse_event(e: &Arc<Event>) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .id(e.id.clone())
+        .event(e.status.as_str())
+        .data(String::from_utf8_lossy(&e.data).into_owned())
+}
+
+/// An SSE response with keep-alive comments every 15 s, so proxies and
+/// clients can tell an idle stream from a dead one. The events are driven by
+/// a task of their own (warp wants a `Sync` stream); it ends when the stream
+/// does or the client goes away.
+pub(super) fn sse_reply(
+    hub: &Hub,
+    events: impl Stream<Item = warp::sse::Event> + Send + 'static,
+) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(64);
+    let stop = hub.shutdown().clone();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = stop.cancelled() => return,
+                next = events.next() => match next {
+                    Some(e) => {
+                        if tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    let events = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, Infallible>);
+    warp::sse::reply(
+        warp::sse::keep_alive()
+            .interval(std::time::Duration::from_secs(15))
+            .stream(events),
+    )
+    .into_response()
 }

@@ -10,6 +10,8 @@
 //! error into its JSON answer.
 
 mod data;
+mod dead;
+mod events;
 mod genes;
 mod image;
 mod jobs;
@@ -25,6 +27,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::error::{recover, ApiError};
+use crate::events::Hub;
 use crate::jobs::{Job, JobStatus};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -36,6 +39,8 @@ const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub pipeline: Pipeline,
+    /// This process's reader of the job events (SSE, `Prefer: wait`).
+    pub hub: Hub,
 }
 
 /// The whole API, with request tracing and JSON errors.
@@ -45,7 +50,11 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .or(genes::routes(&state))
         .unify()
+        .or(dead::routes(&state))
+        .unify()
         .or(jobs::routes(&state))
+        .unify()
+        .or(events::routes(&state))
         .unify()
         .or(image::routes(&state))
         .unify()
@@ -150,13 +159,14 @@ fn prefer_wait() -> impl Filter<Extract = (Option<u64>,), Error = Rejection> + C
 }
 
 /// 202 + Location for a queued job; with `Prefer: wait`, its final state when it ends in time.
-async fn accepted(pipeline: &Pipeline, job: Job, wait: Option<u64>) -> Result<Response, ApiError> {
+async fn accepted(state: &AppState, job: Job, wait: Option<u64>) -> Result<Response, ApiError> {
     let mut job = job;
     let mut applied = None;
     if let Some(secs) = wait {
-        let secs = secs.min(pipeline.settings.http.max_wait.as_secs());
+        let secs = secs.min(state.pipeline.settings.http.max_wait.as_secs());
         applied = Some(secs);
-        if let Some(latest) = pipeline
+        if let Some(latest) = state
+            .hub
             .wait_for(&job.id, std::time::Duration::from_secs(secs))
             .await?
         {
@@ -183,6 +193,15 @@ async fn accepted(pipeline: &Pipeline, job: Job, wait: Option<u64>) -> Result<Re
         }
     }
     Ok(resp)
+}
+
+/// The job with an `error` for a control action that does not fit its state.
+fn wrong_state(code: &'static str, message: String, job: Job) -> ApiError {
+    ApiError::Conflict {
+        code,
+        message,
+        job: Some(Box::new(job)),
+    }
 }
 
 /// A job id from a path segment.

@@ -16,7 +16,7 @@ async fn wrong_methods_are_json_405() {
         c.put(app.url("/data")),
         c.post(app.url("/genes")),
         c.delete(app.url("/genes/HGNC:5")),
-        c.post(app.url("/jobs")),
+        c.put(app.url("/jobs")), // POST /jobs submits a job
         c.put(app.url("/image")),
         c.post(app.url("/image/0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d")),
         c.post(app.url("/health")),

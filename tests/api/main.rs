@@ -5,3 +5,5 @@ mod helpers;
 mod image;
 mod jobs;
 mod resilience;
+#[allow(dead_code)]
+mod sse;

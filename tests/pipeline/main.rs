@@ -4,8 +4,12 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod procs;
+#[allow(dead_code)]
+#[path = "../api/sse.rs"]
+mod sse;
 
 mod cli;
+mod control;
 mod faults;
 mod scaling;
 mod upkeep;

@@ -1,0 +1,310 @@
+//! Job state changes, live, from every process.
+//!
+//! Every change of a job's record is announced in the same Lua script (or
+//! MULTI) on one capped Redis stream, `<p>:events`, by whichever process made
+//! it. Each api process runs one [`Hub`]: a single reader of that stream, on a
+//! connection of its own, that fans each event out to every SSE client and
+//! `Prefer: wait` request of the process through a broadcast channel. A
+//! thousand idle clients cost a thousand channel receivers, not a thousand
+//! Redis connections. A client that falls behind the channel, or resumes with
+//! `Last-Event-ID`, reads what it missed from the stream itself, so nothing
+//! the stream still holds is lost.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisResult, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::jobs::{self, Job, JobKind, JobStatus};
+use crate::store::{stream_id_key, Store};
+
+/// Events a slow receiver may fall behind before it reads from Redis instead.
+const CHANNEL: usize = 4096;
+/// Events read from Redis per call, live or catching up.
+const BATCH: usize = 1000;
+
+/// One job state change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The entry id in the events stream: SSE's `id:`, what `Last-Event-ID` resumes from.
+    pub id: String,
+    pub job: Uuid,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    /// The job's record after the change, as JSON.
+    pub data: Bytes,
+}
+
+impl Event {
+    fn from_entry(e: &StreamId) -> Option<Self> {
+        let text = |name: &str| -> Option<&[u8]> {
+            match e.map.get(name) {
+                Some(Value::BulkString(b)) => Some(b.as_slice()),
+                _ => None,
+            }
+        };
+        let s = |name: &str| text(name).and_then(|b| std::str::from_utf8(b).ok());
+        Some(Self {
+            id: e.id.clone(),
+            job: s("job")?.parse().ok()?,
+            kind: s("kind")?.parse().ok()?,
+            status: s("status")?.parse().ok()?,
+            data: Bytes::copy_from_slice(text("data")?),
+        })
+    }
+
+    /// The job as the event carries it.
+    pub fn parse_job(&self) -> Option<Job> {
+        std::str::from_utf8(&self.data)
+            .ok()
+            .and_then(jobs::parse_record)
+    }
+
+    fn is_after(&self, id: &str) -> bool {
+        stream_id_key(&self.id) > stream_id_key(id)
+    }
+}
+
+/// The process's one reader of the events stream, and its fan-out.
+#[derive(Clone)]
+pub struct Hub {
+    store: Store,
+    tx: broadcast::Sender<Arc<Event>>,
+    shutdown: CancellationToken,
+}
+
+impl Hub {
+    /// A hub whose reader and client streams end when `shutdown` is cancelled.
+    pub fn new(store: Store, shutdown: CancellationToken) -> Self {
+        let (tx, _) = broadcast::channel(CHANNEL);
+        Self {
+            store,
+            tx,
+            shutdown,
+        }
+    }
+
+    /// Cancelled when the process stops: open event streams end then, so a
+    /// graceful shutdown does not wait for clients that never hang up.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Reads the events stream until shutdown and broadcasts each event.
+    /// After a Redis outage it resumes where it stopped.
+    pub async fn run(self) {
+        let shutdown = self.shutdown.clone();
+        let block = Duration::from_secs(5);
+        // Only what is announced from now on (clients catch up from Redis
+        // themselves when they ask for older events). Not "$" itself: each
+        // XREAD with "$" would miss what came between two reads.
+        let mut last: Option<String> = None;
+        let mut conn = None;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if conn.is_none() {
+                match self.store.blocking_connection(block).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "events reader: no connection yet");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            if last.is_none() {
+                let newest: RedisResult<StreamRangeReply> = redis::cmd("XREVRANGE")
+                    .arg(self.store.keys.events())
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(c)
+                    .await;
+                match newest {
+                    Ok(r) => {
+                        last = Some(r.ids.first().map_or_else(|| "0-0".into(), |e| e.id.clone()))
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "events reader: cannot read the stream yet");
+                        conn = None;
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            let from = last.clone().unwrap_or_default();
+            let opts = StreamReadOptions::default()
+                .count(BATCH)
+                .block(block.as_millis() as usize);
+            let keys = [self.store.keys.events()];
+            let ids = [from.as_str()];
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = c.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &opts) => r,
+            };
+            match read {
+                Ok(reply) => {
+                    pause = Duration::from_millis(100);
+                    for e in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                        last = Some(e.id.clone());
+                        if let Some(ev) = Event::from_entry(&e) {
+                            // No receivers is not an error: nobody is listening.
+                            let _ = self.tx.send(Arc::new(ev));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "events reader: read failed; reconnecting");
+                    conn = None;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// How many receivers (SSE clients and waiting requests) the process has.
+    pub fn receivers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Events after `after`, oldest first, at most `count`, read from Redis.
+    pub async fn since(&self, after: &str, count: usize) -> RedisResult<Vec<Arc<Event>>> {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.store.keys.events())
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.store.data.clone())
+            .await?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(Event::from_entry)
+            .map(Arc::new)
+            .collect())
+    }
+
+    /// Every event from now on (and, with `after`, every event the stream
+    /// still holds after that id first), in stream order, without gaps or
+    /// repeats: a receiver that lags behind the channel reads the gap from
+    /// Redis. Ends only when the hub does.
+    pub async fn stream(
+        &self,
+        after: Option<String>,
+    ) -> RedisResult<impl Stream<Item = Arc<Event>> + Send + 'static> {
+        // Subscribe before reading the backlog, so nothing falls between them.
+        let rx = self.subscribe();
+        let mut backlog = VecDeque::new();
+        let mut last = after;
+        if let Some(after) = &last {
+            let mut from = after.clone();
+            loop {
+                let page = self.since(&from, BATCH).await?;
+                let full = page.len() == BATCH;
+                if let Some(e) = page.last() {
+                    from = e.id.clone();
+                }
+                backlog.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            if let Some(e) = backlog.back() {
+                last = Some(e.id.clone());
+            }
+        }
+        let state = (self.clone(), rx, backlog, last);
+        Ok(futures_util::stream::unfold(
+            state,
+            |(hub, mut rx, mut backlog, mut last)| async move {
+                loop {
+                    if let Some(e) = backlog.pop_front() {
+                        last = Some(e.id.clone());
+                        return Some((e, (hub, rx, backlog, last)));
+                    }
+                    match rx.recv().await {
+                        Ok(e) => {
+                            if last.as_deref().is_none_or(|l| e.is_after(l)) {
+                                last = Some(e.id.clone());
+                                return Some((e, (hub, rx, backlog, last)));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::debug!(
+                                missed = n,
+                                "event client fell behind; reading from Redis"
+                            );
+                            if let Some(l) = &last {
+                                match hub.since(l, BATCH).await {
+                                    Ok(page) => backlog.extend(page),
+                                    Err(e) => tracing::warn!(error = %e, "events catch-up failed"),
+                                }
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Waits until job `id` is finished or `timeout` passes, and returns its
+    /// last state (None when there is no such job). Woken by the job's own
+    /// events: no polling, so a finished job is answered as soon as it is done.
+    pub async fn wait_for(&self, id: &Uuid, timeout: Duration) -> RedisResult<Option<Job>> {
+        let mut rx = self.subscribe();
+        let mut conn = self.store.data.clone();
+        let current = jobs::get(&mut conn, &self.store.keys, id).await?;
+        if current.as_ref().is_none_or(|j| j.status.is_finished()) {
+            return Ok(current);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => break,
+                Ok(Ok(e)) if e.job == *id && e.status.is_finished() => {
+                    if let Some(job) = e.parse_job() {
+                        return Ok(Some(job));
+                    }
+                    break;
+                }
+                Ok(Ok(_)) => {}
+                // Missed events: the record itself tells.
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    let job = jobs::get(&mut conn, &self.store.keys, id).await?;
+                    if job.as_ref().is_none_or(|j| j.status.is_finished()) {
+                        return Ok(job);
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => break,
+            }
+        }
+        jobs::get(&mut conn, &self.store.keys, id).await
+    }
+}

@@ -1,0 +1,261 @@
+//! What clients steer: cancelling and retrying jobs, the dead letters, and
+//! the numbers behind GET /jobs/stats. Each state change is one Lua script
+//! that checks the job's state and changes it in the same step, so a cancel
+//! racing a worker either wins (the worker skips the job) or answers that the
+//! job is running; it is never both.
+
+use std::collections::BTreeMap;
+
+use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamRangeReply};
+use redis::{RedisError, RedisResult, Value};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{now_ms, Pipeline};
+use crate::jobs::{self, Job, JobStatus, UNFINISHED_TTL_SECS};
+use crate::lua;
+use crate::store::stream_id_key;
+
+/// Why a control action did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("not found")]
+    NotFound,
+    /// The job is in a state the action does not apply to.
+    #[error("the job is {}", .0.status.as_str())]
+    WrongState(Box<Job>),
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+/// One dead-lettered entry, as GET /jobs/dead lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadEntry {
+    /// The entry's id in the dead-letter stream (what requeue and drop take).
+    pub entry_id: String,
+    pub job_id: Option<String>,
+    pub reason: String,
+    /// How many times the entry had been delivered when it was given up.
+    pub deliveries: u64,
+    /// When it was dead-lettered.
+    pub at: String,
+}
+
+/// GET /jobs/stats.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Jobs in the index (the newest `jobs_index_max`) by state; every state is listed.
+    pub jobs: BTreeMap<&'static str, u64>,
+    pub stream: StreamStats,
+    pub consumers: Vec<ConsumerStats>,
+    /// Entries in the dead-letter stream.
+    pub dead_letters: u64,
+    /// `retrying` jobs waiting for their next run.
+    pub scheduled_retries: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamStats {
+    /// Entries in the stream (acknowledged ones included, until trimmed).
+    pub length: u64,
+    /// Entries not yet delivered to any consumer.
+    pub lag: Option<u64>,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerStats {
+    pub name: String,
+    pub pending: u64,
+    /// Milliseconds since the consumer last read or claimed.
+    pub idle_ms: u64,
+}
+
+/// A script's `{tag, record}` reply.
+fn tagged(reply: Value) -> RedisResult<(String, Option<Job>)> {
+    let (tag, record): (String, Option<String>) =
+        redis::from_redis_value(reply).map_err(RedisError::from)?;
+    Ok((tag, record.as_deref().and_then(jobs::parse_record)))
+}
+
+impl Pipeline {
+    /// Cancels a `queued` or `retrying` job. Cancelling a cancelled job again
+    /// answers the job as it is (idempotent).
+    pub async fn cancel(&self, id: &Uuid) -> Result<Job, ControlError> {
+        let keys = &self.store.keys;
+        let reply: Value = lua::CANCEL_JOB
+            .key(keys.job(id))
+            .key(keys.delayed())
+            .key(keys.events())
+            .arg(jobs::now())
+            .arg(self.settings.pipeline.job_ttl.as_secs())
+            .arg(self.settings.pipeline.events_max_len)
+            .invoke_async(&mut self.store.data.clone())
+            .await?;
+        match tagged(reply)? {
+            (_, None) => Err(ControlError::NotFound),
+            (tag, Some(job)) if tag == "cancelled_now" || job.status == JobStatus::Cancelled => {
+                if tag == "cancelled_now" {
+                    tracing::info!(job_id = %id, "job cancelled");
+                }
+                Ok(job)
+            }
+            (_, Some(job)) => Err(ControlError::WrongState(Box::new(job))),
+        }
+    }
+
+    /// Queues a `failed` or `cancelled` job again under the same id, with
+    /// its attempts starting over.
+    pub async fn retry(&self, id: &Uuid) -> Result<Job, ControlError> {
+        let keys = &self.store.keys;
+        let p = &self.settings.pipeline;
+        let reply: Value = lua::RETRY_JOB
+            .key(keys.job(id))
+            .key(keys.stream())
+            .key(keys.jobs_index())
+            .key(keys.events())
+            .arg(jobs::now())
+            .arg(now_ms())
+            .arg(UNFINISHED_TTL_SECS)
+            .arg(p.events_max_len)
+            .arg(p.jobs_index_max)
+            .invoke_async(&mut self.store.data.clone())
+            .await?;
+        match tagged(reply)? {
+            (_, None) => Err(ControlError::NotFound),
+            (tag, Some(job)) if tag == "queued_now" => {
+                tracing::info!(job_id = %id, "job queued again");
+                Ok(job)
+            }
+            (_, Some(job)) => Err(ControlError::WrongState(Box::new(job))),
+        }
+    }
+
+    /// The newest `limit` dead-lettered entries, newest first.
+    pub async fn dead_letters(&self, limit: usize) -> RedisResult<Vec<DeadEntry>> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.store.keys.dead_letter())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.store.data.clone())
+            .await?;
+        Ok(reply
+            .ids
+            .iter()
+            .map(|e| {
+                let field = |name: &str| e.get::<String>(name);
+                let (ms, _) = stream_id_key(&e.id);
+                DeadEntry {
+                    entry_id: e.id.clone(),
+                    job_id: field("orig_job"),
+                    reason: field("reason").unwrap_or_default(),
+                    deliveries: field("deliveries")
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0),
+                    at: jobs::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+                }
+            })
+            .collect())
+    }
+
+    /// Puts a dead-lettered entry back on the stream as a fresh delivery;
+    /// returns the new stream entry's id and the job, queued again if it had
+    /// failed.
+    pub async fn requeue_dead(
+        &self,
+        entry_id: &str,
+    ) -> Result<(String, Option<Job>), ControlError> {
+        let keys = &self.store.keys;
+        let reply: Value = lua::REQUEUE_DEAD
+            .key(keys.dead_letter())
+            .key(keys.stream())
+            .key(keys.events())
+            .arg(entry_id)
+            .arg(keys.job_prefix())
+            .arg(jobs::now())
+            .arg(UNFINISHED_TTL_SECS)
+            .arg(self.settings.pipeline.events_max_len)
+            .invoke_async(&mut self.store.data.clone())
+            .await?;
+        let parts: Vec<String> = redis::from_redis_value(reply).map_err(RedisError::from)?;
+        match parts.first().map(String::as_str) {
+            Some("requeued") => {
+                let new_id = parts.get(1).cloned().unwrap_or_default();
+                let job = parts.get(2).and_then(|r| jobs::parse_record(r));
+                tracing::info!(entry = entry_id, new_entry = %new_id, "dead letter requeued");
+                Ok((new_id, job))
+            }
+            _ => Err(ControlError::NotFound),
+        }
+    }
+
+    /// Deletes a dead-lettered entry; false when there was none.
+    pub async fn drop_dead(&self, entry_id: &str) -> RedisResult<bool> {
+        let n: u64 = redis::cmd("XDEL")
+            .arg(self.store.keys.dead_letter())
+            .arg(entry_id)
+            .query_async(&mut self.store.data.clone())
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Counts by state, the stream's backlog, the consumers, the dead letters.
+    pub async fn stats(&self) -> RedisResult<Stats> {
+        let keys = &self.store.keys;
+        let mut conn = self.store.data.clone();
+        let mut counts: BTreeMap<&'static str, u64> =
+            JobStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for job in jobs::all_indexed(&mut conn, keys).await? {
+            *counts.entry(job.status.as_str()).or_default() += 1;
+        }
+        let (length, dead_letters, scheduled_retries): (u64, u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(keys.stream())
+            .cmd("XLEN")
+            .arg(keys.dead_letter())
+            .cmd("ZCARD")
+            .arg(keys.delayed())
+            .query_async(&mut conn)
+            .await?;
+        // XINFO fails while the stream does not exist yet: that is zero of everything.
+        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(keys.stream())
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let group = groups.groups.into_iter().find(|g| g.name == keys.group());
+        let consumers: StreamInfoConsumersReply = if group.is_some() {
+            redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(keys.stream())
+                .arg(keys.group())
+                .query_async(&mut conn)
+                .await?
+        } else {
+            StreamInfoConsumersReply::default()
+        };
+        Ok(Stats {
+            jobs: counts,
+            stream: StreamStats {
+                length,
+                lag: group.as_ref().and_then(|g| g.lag).map(|n| n as u64),
+                pending: group.as_ref().map(|g| g.pending as u64).unwrap_or(0),
+            },
+            consumers: consumers
+                .consumers
+                .into_iter()
+                .map(|c| ConsumerStats {
+                    name: c.name,
+                    pending: c.pending as u64,
+                    idle_ms: c.idle as u64,
+                })
+                .collect(),
+            dead_letters,
+            scheduled_retries,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! `/jobs/dead`: entries that no worker could finish, and putting them back.
+
+use std::collections::HashMap;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{json_with, respond, with, AppState};
+use crate::error::ApiError;
+use crate::pipeline::{ControlError, Pipeline};
+
+/// `GET /jobs/dead`, `POST /jobs/dead/<entry_id>/requeue`, `DELETE /jobs/dead/<entry_id>`.
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let pipeline = state.pipeline.clone();
+    let list = warp::path!("jobs" / "dead")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with(pipeline.clone()))
+        .then(list_dead)
+        .map(respond);
+    let requeue = warp::path!("jobs" / "dead" / String / "requeue")
+        .and(warp::post())
+        .and(with(pipeline.clone()))
+        .then(requeue_dead)
+        .map(respond);
+    let drop = warp::path!("jobs" / "dead" / String)
+        .and(warp::delete())
+        .and(with(pipeline))
+        .then(drop_dead)
+        .map(respond);
+    list.or(requeue).unify().or(drop).unify()
+}
+
+/// Most entries one listing returns.
+const MAX_LIST: usize = 1000;
+
+async fn list_dead(
+    query: HashMap<String, String>,
+    pipeline: Pipeline,
+) -> Result<Response, ApiError> {
+    if let Some(k) = query.keys().find(|k| k.as_str() != "limit") {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("unknown parameter {k:?}; GET /jobs/dead takes limit"),
+        ));
+    }
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_limit",
+                    format!("limit must be a number from 1 to {MAX_LIST}"),
+                )
+            })?,
+    };
+    Ok(json_with(
+        StatusCode::OK,
+        &pipeline.dead_letters(limit).await?,
+    ))
+}
+
+/// A dead-letter entry id: `<ms>-<seq>`, as GET /jobs/dead lists them.
+fn parse_entry_id(raw: &str) -> Result<String, ApiError> {
+    let ok = raw.split_once('-').is_some_and(|(ms, seq)| {
+        [ms, seq]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::bad_request(
+            "bad_entry_id",
+            format!("{raw:?} is not a dead-letter entry id: expected <ms>-<seq> as GET /jobs/dead lists them"),
+        ))
+    }
+}
+
+fn no_entry(id: &str) -> ApiError {
+    ApiError::not_found(
+        "dead_letter_not_found",
+        format!("no dead-letter entry {id}; GET /jobs/dead lists them"),
+    )
+}
+
+async fn requeue_dead(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
+    let id = parse_entry_id(&raw_id)?;
+    match pipeline.requeue_dead(&id).await {
+        Ok((entry, job)) => Ok(json_with(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"requeued": id, "entry_id": entry, "job": job}),
+        )),
+        Err(ControlError::Redis(e)) => Err(e.into()),
+        Err(_) => Err(no_entry(&id)),
+    }
+}
+
+async fn drop_dead(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
+    let id = parse_entry_id(&raw_id)?;
+    if !pipeline.drop_dead(&id).await? {
+        return Err(no_entry(&id));
+    }
+    Ok(json_with(
+        StatusCode::OK,
+        &serde_json::json!({"deleted": 1, "message": format!("removed dead-letter entry {id}")}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_are_stream_ids() {
+        assert_eq!(
+            parse_entry_id("1732950000123-0").unwrap(),
+            "1732950000123-0"
+        );
+        for bad in ["", "-", "12", "12-", "-3", "a-1", "1-2-3", "1 -2"] {
+            assert!(parse_entry_id(bad).is_err(), "{bad}");
+        }
+    }
+}

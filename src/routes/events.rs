@@ -1,0 +1,71 @@
+//! `/events`: every job's state changes, from every process, as server-sent
+//! events with an `id:` each; `Last-Event-ID` resumes after a reconnect.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::jobs::{sse_event, sse_reply};
+use super::{respond, with, AppState};
+use crate::error::ApiError;
+use crate::events::Hub;
+use crate::jobs::JobKind;
+use crate::store::stream_id_key;
+
+/// `GET /events?kind=`.
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("events")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(with(state.hub.clone()))
+        .then(events)
+        .map(respond)
+}
+
+async fn events(
+    query: HashMap<String, String>,
+    last_event_id: Option<String>,
+    hub: Hub,
+) -> Result<Response, ApiError> {
+    if let Some(k) = query.keys().find(|k| k.as_str() != "kind") {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("unknown parameter {k:?}; GET /events takes kind"),
+        ));
+    }
+    let kind: Option<JobKind> = query
+        .get("kind")
+        .map(|k| k.parse().map_err(|m| ApiError::bad_request("bad_kind", m)))
+        .transpose()?;
+    let after = last_event_id
+        .map(|id| {
+            let id = id.trim().to_string();
+            let valid = id.split_once('-').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && stream_id_key(&id) != (0, 0)
+                    && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            });
+            if valid {
+                Ok(id)
+            } else {
+                Err(ApiError::bad_request(
+                    "bad_last_event_id",
+                    format!(
+                        "Last-Event-ID {id:?} is not an event id (<ms>-<seq>, from an `id:` line)"
+                    ),
+                ))
+            }
+        })
+        .transpose()?;
+    let stream = hub
+        .clone()
+        .stream(after)
+        .await?
+        .filter(move |e| std::future::ready(kind.is_none_or(|k| k == e.kind)))
+        .map(|e| sse_event(&e));
+    Ok(sse_reply(&hub, stream))
+}

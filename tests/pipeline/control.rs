@@ -1,0 +1,483 @@
+//! The job system as users steer it, across real processes: one `api`, two
+//! `worker`s, one Redis. States, cancel, retry, dead letters, and live events
+//! read over HTTP from the api while the workers do the work.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{RedisServer, SAMPLE};
+use crate::procs::*;
+use crate::sse::{SourceMode, SourceServer, SseClient};
+
+const FAST: &[(&str, &str)] = &[
+    ("GENE_API__PIPELINE__RECLAIM_AFTER_MS", "1000"),
+    ("GENE_API__PIPELINE__RECLAIM_INTERVAL_MS", "200"),
+    ("GENE_API__PIPELINE__RETRY_BACKOFF_MS", "100"),
+    ("GENE_API__WORKERS__CONCURRENCY", "2"),
+];
+
+const T: Duration = Duration::from_secs(20);
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn submit(api: &Proc, body: Value) -> String {
+    let (status, job) = send(client().post(api.url("/jobs")).json(&body)).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "queued");
+    job["id"].as_str().unwrap().to_string()
+}
+
+async fn job(api: &Proc, id: &str) -> Value {
+    send(client().get(api.url(&format!("/jobs/{id}")))).await.1
+}
+
+fn with(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    FAST.iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .chain(extra.iter().cloned())
+        .collect()
+}
+
+fn env<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after_the_fix_succeeds()
+{
+    let redis = RedisServer::start();
+    let source = SourceServer::start(std::fs::read(SAMPLE).unwrap(), SourceMode::Unavailable).await;
+    let settings = with(&[("GENE_API__DATA__SOURCE", source.url.clone())]);
+    let api = Proc::start("api", &redis, &env(&settings));
+    let _w1 = Proc::start("worker", &redis, &env(&settings));
+    let _w2 = Proc::start("worker", &redis, &env(&settings));
+
+    // Watch the job from the api process while the workers run it.
+    let id = submit(&api, json!({"kind": "load"})).await;
+    let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
+    assert_eq!(sse.status, 200);
+    assert!(sse.content_type.starts_with("text/event-stream"));
+    let events = sse.until_final(&id, T).await;
+    assert!(
+        sse.next(T).await.is_none(),
+        "the stream ends after a final state"
+    );
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    // The first event is the state when the client connected (under load,
+    // possibly past `queued`); from there on, every change is there.
+    let all = [
+        "queued", "running", "retrying", "running", "retrying", "running", "failed",
+    ];
+    assert!(all.ends_with(&names), "{names:?}");
+    assert!(names.len() >= 4, "{names:?}");
+    let retrying: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "retrying")
+        .map(|e| &e.data)
+        .collect();
+    let attempts: Vec<u64> = retrying
+        .iter()
+        .map(|r| r["attempts"].as_u64().unwrap())
+        .collect();
+    assert!(
+        [1, 2].ends_with(&attempts) && !attempts.is_empty(),
+        "{attempts:?}"
+    );
+    for r in retrying {
+        assert_eq!(r["max_attempts"], 3);
+        assert!(r["error"].as_str().unwrap().contains("503"), "{r}");
+        assert!(r["next_attempt_at"].as_str().unwrap() > r["updated_at"].as_str().unwrap());
+    }
+    let failed = &events.last().unwrap().data;
+    assert_eq!(failed["attempts"], 3);
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("gave up after 3 attempts") && error.contains("503"),
+        "{error}"
+    );
+    // A failed job has nothing to cancel.
+    let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("job_finished"))
+    );
+
+    // The source is fixed, but slow: the retried job shows its progress, and
+    // a running job cannot be cancelled.
+    source.set(SourceMode::Slow);
+    let (status, again) = send(client().post(api.url(&format!("/jobs/{id}/retry")))).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        (again["id"].as_str(), again["status"].as_str()),
+        (Some(id.as_str()), Some("queued"))
+    );
+    assert_eq!(again["attempts"], 0, "attempts start over");
+    assert!(again.get("error").is_none());
+    let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
+    let mut fetched = vec![];
+    let mut refused_while_running = false;
+    loop {
+        let e = sse.next(T).await.expect("events until done");
+        if e.event == "running" {
+            if let Some(bytes) = e.data["progress"]["bytes"].as_u64() {
+                fetched.push(bytes);
+            }
+            if !refused_while_running {
+                let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (409, Some("job_running")),
+                    "{body}"
+                );
+                refused_while_running = true;
+            }
+        }
+        if e.event == "done" {
+            assert_eq!(e.data["attempts"], 1);
+            assert_eq!(e.data["result"]["records"], 1659);
+            break;
+        }
+        assert!(e.event == "queued" || e.event == "running", "{e:?}");
+    }
+    assert!(refused_while_running);
+    assert!(fetched.len() >= 3, "progress moved: {fetched:?}");
+    assert!(fetched.windows(2).all(|w| w[0] <= w[1]), "{fetched:?}");
+    // Only failed and cancelled jobs can be retried.
+    let (status, body) = send(client().post(api.url(&format!("/jobs/{id}/retry")))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("job_not_retryable"))
+    );
+    assert_eq!(body["job"]["status"], "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
+    let redis = RedisServer::start();
+    let api = Proc::start("api", &redis, FAST);
+    let mut loader = Proc::start("worker", &redis, FAST);
+    let r = client()
+        .post(api.url("/jobs"))
+        .header("prefer", "wait=20")
+        .json(&json!({"kind": "load"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "Prefer: wait works on POST /jobs");
+    loader.signal("-TERM");
+    loader.wait_exit(Duration::from_secs(10));
+
+    // No worker runs: these stay queued.
+    let plot = json!({"kind": "plot", "plot": "chromosome", "width": 300, "height": 200});
+    let a = submit(&api, plot.clone()).await;
+    let b = submit(&api, plot.clone()).await;
+    for _ in 0..2 {
+        // Cancelling is idempotent.
+        let (status, body) = send(client().delete(api.url(&format!("/jobs/{a}")))).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("cancelled")),
+            "{body}"
+        );
+    }
+    let listed: Vec<Value> = send(client().get(api.url("/jobs?status=cancelled")))
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], a.as_str());
+
+    // Workers come: b runs, a never does.
+    let _w1 = Proc::start("worker", &redis, FAST);
+    let _w2 = Proc::start("worker", &redis, FAST);
+    let records = wait_all_finished(&redis, std::slice::from_ref(&b), T);
+    assert_eq!(records[&b]["status"], "done");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ja = job(&api, &a).await;
+    assert_eq!(
+        (ja["status"].as_str(), ja["attempts"].as_u64()),
+        (Some("cancelled"), Some(0))
+    );
+    let r = client()
+        .get(api.url(&format!("/image/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(
+        pending_by_consumer(&redis).values().all(|n| *n == 0),
+        "the cancelled entry was acknowledged"
+    );
+    // Retried, it runs under the same id.
+    let (status, _) = send(client().post(api.url(&format!("/jobs/{a}/retry")))).await;
+    assert_eq!(status, 202);
+    let records = wait_all_finished(&redis, std::slice::from_ref(&a), T);
+    assert_eq!(
+        (
+            records[&a]["status"].as_str(),
+            records[&a]["attempts"].as_u64()
+        ),
+        (Some("done"), Some(1))
+    );
+    let r = client()
+        .get(api.url(&format!("/image/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Cancel racing the workers for 60 jobs: each cancel either wins (the job
+    // never runs) or is refused because a worker has it; never both.
+    let ids: Vec<String> = {
+        let mut ids = vec![];
+        for _ in 0..60 {
+            ids.push(submit(&api, plot.clone()).await);
+        }
+        ids
+    };
+    let api = &api;
+    let answers = futures_util::future::join_all(ids.iter().map(|id| async move {
+        let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
+        (id.clone(), status, body)
+    }))
+    .await;
+    let records = wait_all_finished(&redis, &ids, Duration::from_secs(60));
+    let mut tally: HashMap<String, usize> = HashMap::new();
+    for (id, status, body) in &answers {
+        let rec = &records[id];
+        match (status, body["error"].as_str()) {
+            (200, None) => {
+                assert_eq!(
+                    (rec["status"].as_str(), rec["attempts"].as_u64()),
+                    (Some("cancelled"), Some(0)),
+                    "{rec}"
+                );
+                *tally.entry("cancelled".into()).or_default() += 1;
+            }
+            (409, Some(code @ ("job_running" | "job_finished"))) => {
+                assert_eq!(rec["status"], "done", "{rec}");
+                *tally.entry(code.into()).or_default() += 1;
+            }
+            other => panic!("unexpected answer {other:?}: {body}"),
+        }
+    }
+    eprintln!("cancel race: {tally:?}");
+    assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_requeued_as_fresh_deliveries_and_dropped() {
+    let redis = RedisServer::start();
+    let api = Proc::start("api", &redis, FAST);
+    let id = submit(&api, json!({"kind": "load"})).await;
+    // Three consumers take the load's entry and vanish; a stranger's entry too.
+    let mut conn = redis.conn(0);
+    let _: redis::Value = redis::cmd("XADD")
+        .arg("gene-api:jobs:stream")
+        .arg("*")
+        .arg("something")
+        .arg("else")
+        .query(&mut conn)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn)
+        .or_else(|e| {
+            if e.code() == Some("BUSYGROUP") {
+                Ok(redis::Value::Nil)
+            } else {
+                Err(e)
+            }
+        })
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("gene-api:workers")
+        .arg("ghost-1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("gene-api:jobs:stream")
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    let first: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("gene-api:jobs:stream")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    for ghost in ["ghost-2", "ghost-3"] {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg("gene-api:jobs:stream")
+            .arg("gene-api:workers")
+            .arg(ghost)
+            .arg(0)
+            .arg(&first[0].0)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let _w1 = Proc::start("worker", &redis, FAST);
+    let _w2 = Proc::start("worker", &redis, FAST);
+    let records = wait_all_finished(&redis, std::slice::from_ref(&id), T);
+    assert_eq!(records[&id]["status"], "failed");
+
+    let dead: Vec<Value> = {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let list = send(client().get(api.url("/jobs/dead"))).await.1;
+            let list = list.as_array().unwrap().clone();
+            if list.len() == 2 {
+                break list;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dead letters: {list:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let ours = dead
+        .iter()
+        .find(|d| d["job_id"] == id.as_str())
+        .expect("the job's entry");
+    let stranger = dead
+        .iter()
+        .find(|d| d["job_id"].is_null())
+        .expect("the stranger's entry");
+    assert_eq!(ours["deliveries"], 4);
+    assert!(ours["reason"]
+        .as_str()
+        .unwrap()
+        .contains("gave up after 3 attempts"));
+    assert!(stranger["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a gene-api command"));
+    let stats = send(client().get(api.url("/jobs/stats"))).await.1;
+    assert_eq!(stats["dead_letters"], 2, "{stats}");
+
+    // Requeued: a fresh delivery, and the job runs to done.
+    let entry = ours["entry_id"].as_str().unwrap();
+    let (status, body) = send(client().post(api.url(&format!("/jobs/dead/{entry}/requeue")))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["job"]["status"], "queued");
+    let records = wait_all_finished(&redis, std::slice::from_ref(&id), T);
+    assert_eq!(
+        (
+            records[&id]["status"].as_str(),
+            records[&id]["attempts"].as_u64()
+        ),
+        (Some("done"), Some(1))
+    );
+    let (status, _) = send(client().post(api.url(&format!("/jobs/dead/{entry}/requeue")))).await;
+    assert_eq!(status, 404, "it left the dead letters");
+
+    let entry = stranger["entry_id"].as_str().unwrap();
+    let (status, _) = send(client().delete(api.url(&format!("/jobs/dead/{entry}")))).await;
+    assert_eq!(status, 200);
+    let (status, body) = send(client().delete(api.url(&format!("/jobs/dead/{entry}")))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("dead_letter_not_found"))
+    );
+    let (status, body) = send(client().delete(api.url("/jobs/dead/not-an-id"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_entry_id"))
+    );
+    assert_eq!(send(client().get(api.url("/jobs/dead"))).await.1, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_stream_carries_every_process_s_changes_and_resumes_with_last_event_id() {
+    let redis = RedisServer::start();
+    let api = Proc::start("api", &redis, FAST);
+    let _worker = Proc::start("worker", &redis, FAST);
+    let mut all = SseClient::connect(&api.url("/events"), None).await;
+    let mut loads = SseClient::connect(&api.url("/events?kind=load"), None).await;
+    assert_eq!(all.status, 200);
+
+    let load = submit(&api, json!({"kind": "load"})).await;
+    let events = all.until_final(&load, T).await;
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["queued", "running", "done"]);
+    assert!(events.iter().all(|e| e.id.is_some()));
+    let last_id = events.last().unwrap().id.clone().unwrap();
+    drop(all);
+
+    // While no client listens, a plot runs (in the worker process).
+    let plot = submit(
+        &api,
+        json!({"kind": "plot", "plot": "locus_group", "width": 200, "height": 200}),
+    )
+    .await;
+    let records = wait_all_finished(&redis, std::slice::from_ref(&plot), T);
+    assert_eq!(records[&plot]["status"], "done");
+
+    // Resumed after the last event seen: exactly what was missed, in order.
+    let mut resumed = SseClient::connect(&api.url("/events"), Some(&last_id)).await;
+    let missed = resumed.until_final(&plot, T).await;
+    let seen: Vec<(&str, &str)> = missed
+        .iter()
+        .map(|e| (e.data["id"].as_str().unwrap(), e.event.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (plot.as_str(), "queued"),
+            (plot.as_str(), "running"),
+            (plot.as_str(), "done")
+        ]
+    );
+    assert_eq!(missed[2].data["result"]["image"], format!("/image/{plot}"));
+
+    // The kind filter saw the load and nothing of the plot.
+    let only = loads.until_final(&load, T).await;
+    assert!(only.iter().all(|e| e.data["kind"] == "load"));
+    let other = tokio::time::timeout(Duration::from_millis(500), loads.next(T)).await;
+    assert!(other.is_err(), "no plot events on ?kind=load: {other:?}");
+
+    // Bad input is a JSON error, not an empty stream.
+    let r = client()
+        .get(api.url("/events?kind=pie"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client()
+        .get(api.url("/events"))
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client()
+        .get(api.url(&format!("/jobs/{}/events", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "job_not_found");
+}
