@@ -100,6 +100,18 @@ impl ApiError {
     }
 }
 
+impl From<crate::pipeline::SubmitError> for ApiError {
+    fn from(e: crate::pipeline::SubmitError) -> Self {
+        match e {
+            crate::pipeline::SubmitError::NoData => Self::conflict(
+                "no_data",
+                "no gene data is loaded, so there is nothing to plot: POST /data first",
+            ),
+            crate::pipeline::SubmitError::Redis(e) => e.into(),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         if crate::store::redis_is_transient(&e) {

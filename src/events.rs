@@ -162,12 +162,16 @@ impl Hub {
             match read {
                 Ok(reply) => {
                     pause = Duration::from_millis(100);
+                    // With nobody listening, only the position matters.
+                    let listened = self.tx.receiver_count() > 0;
                     for e in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                        last = Some(e.id.clone());
-                        if let Some(ev) = Event::from_entry(&e) {
-                            // No receivers is not an error: nobody is listening.
-                            let _ = self.tx.send(Arc::new(ev));
+                        if listened {
+                            if let Some(ev) = Event::from_entry(&e) {
+                                // A receiver that left meanwhile is not an error.
+                                let _ = self.tx.send(Arc::new(ev));
+                            }
                         }
+                        last = Some(e.id);
                     }
                 }
                 Err(e) => {

@@ -12,6 +12,7 @@ The speed targets are only reported (pass/miss), never enforced.
 """
 
 import argparse
+import asyncio
 import http.client
 import json
 import math
@@ -47,6 +48,8 @@ MODES = {
         "submit_cap": 10_000,
         "drain_timeout": 180,
         "quiet_wait": 120,
+        "sse_clients": 1000,
+        "sse_jobs": 30,
     },
     "smoke": {
         "load_runs": 2,
@@ -63,6 +66,8 @@ MODES = {
         "submit_cap": 300,
         "drain_timeout": 60,
         "quiet_wait": 0,
+        "sse_clients": 20,
+        "sse_jobs": 3,
     },
 }
 
@@ -757,6 +762,87 @@ class Bench:
             f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
         )
 
+    def sse_fanout(self):
+        """Many idle GET /events clients on one api process: its RSS growth, and
+        how long a state change takes to reach the clients (from the event's
+        stream id, stamped by Redis when the change is written, to the line
+        arriving at the client), beside the same with one client."""
+        c = self.cfg
+        n, jobs = c["sse_clients"], c["sse_jobs"]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < n + 256:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1024), hard))
+        port = self.a.http_port
+        path = f"/image?kind=locus_group&width={TRIVIAL_SIZE[0]}&height={TRIVIAL_SIZE[1]}"
+
+        async def client(lat, done_count, ready):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /events?kind=plot HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+            await w.drain()
+            head = await r.readuntil(b"\r\n\r\n")
+            if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                raise BenchError(f"GET /events answered {head[:80]!r}")
+            ready.set_result(True) if not ready.done() else None
+            seen = 0
+            try:
+                while seen < jobs:
+                    line = await r.readline()
+                    if not line:
+                        raise BenchError("an /events stream ended early")
+                    if line.startswith(b"id:"):
+                        ms = int(line[3:].strip().split(b"-")[0])
+                        lat.append(time.time() * 1000 - ms)
+                    elif line.startswith(b"event:") and line[6:].strip() == b"done":
+                        seen += 1
+            finally:
+                w.close()
+            done_count.append(1)
+
+        async def submit_paced():
+            loop = asyncio.get_running_loop()
+            h = Http(port)
+            for _ in range(jobs):
+                await loop.run_in_executor(None, lambda: h.json("POST", path, (202,), body=b""))
+                await asyncio.sleep(0.1)
+            h.close()
+
+        async def run(clients):
+            lat, done_count = [], []
+            loop = asyncio.get_running_loop()
+            readies = [loop.create_future() for _ in range(clients)]
+            tasks = [asyncio.create_task(client(lat, done_count, f)) for f in readies]
+            await asyncio.wait_for(asyncio.gather(*readies), 60)
+            await asyncio.sleep(0.5)
+            rss = proc_status_kb(self.a.api_pid, "VmRSS")
+            await submit_paced()
+            await asyncio.wait_for(asyncio.gather(*tasks), c["drain_timeout"])
+            return lat, rss
+
+        rss0 = proc_status_kb(self.a.api_pid, "VmRSS")
+        one, _ = asyncio.run(run(1))
+        rss_before = proc_status_kb(self.a.api_pid, "VmRSS")
+        many, rss_connected = asyncio.run(run(n))
+        if len(many) < n * jobs * 3 or len(one) < jobs * 3:
+            raise BenchError(f"SSE: {len(one)} / {len(many)} events delivered, expected {jobs * 3} / {n * jobs * 3}")
+        self.raw["sse"] = {
+            "clients": n,
+            "jobs": jobs,
+            "events_delivered": len(many),
+            "api_rss_kb_before": rss_before,
+            "api_rss_kb_connected": rss_connected,
+            "api_rss_growth_kb": rss_connected - rss_before,
+            "latency_ms_p50": pct(many, 50),
+            "latency_ms_p99": pct(many, 99),
+            "one_client_latency_ms_p50": pct(one, 50),
+            "one_client_latency_ms_p99": pct(one, 99),
+            "api_rss_kb_first": rss0,
+        }
+        log(
+            f"SSE: {n} clients, {len(many)} events; RSS +{(rss_connected - rss_before) / 1024:.1f} MiB; "
+            f"latency p50 {pct(many, 50):.1f} ms p99 {pct(many, 99):.1f} ms "
+            f"(1 client: p50 {pct(one, 50):.1f} p99 {pct(one, 99):.1f})"
+        )
+
     def footprint_end(self):
         self.alive()
         self.raw["end"] = {
@@ -831,6 +917,14 @@ class Bench:
           used / src)
         R("6 release binary size", r["binary_bytes"] / 2**20, "MiB", None, "", None)
 
+        e = r["sse"]
+        R(f"7 SSE {e['clients']} idle /events clients: api RSS growth", e["api_rss_growth_kb"] / 1024, "MiB",
+          e["api_rss_kb_before"] / 1024, "api RSS before they connected", e["api_rss_growth_kb"] / e["api_rss_kb_before"])
+        R(f"7 SSE delivery latency p50 ({e['clients']} clients)", e["latency_ms_p50"], "ms",
+          e["one_client_latency_ms_p50"], "the same with 1 client", e["latency_ms_p50"] / max(e["one_client_latency_ms_p50"], 0.01))
+        R(f"7 SSE delivery latency p99 ({e['clients']} clients)", e["latency_ms_p99"], "ms",
+          e["one_client_latency_ms_p99"], "the same with 1 client", e["latency_ms_p99"] / max(e["one_client_latency_ms_p99"], 0.01))
+
     def print_table(self):
         def fmt(v):
             if v is None:
@@ -903,6 +997,7 @@ class Bench:
             ("3 bulk read", self.bulk_read),
             ("4 plots", self.plots),
             ("5 job pipeline", self.pipeline),
+            ("7 SSE fan-out", self.sse_fanout),
             ("6 footprint (end)", self.footprint_end),
         ]
         for name, fn in steps:

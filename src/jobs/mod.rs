@@ -49,6 +49,12 @@ impl Command {
         }
     }
 
+    /// True when the job can only run on a loaded data set (it is refused
+    /// at submission otherwise).
+    pub fn needs_data(&self) -> bool {
+        matches!(self, Command::Plot { .. })
+    }
+
     /// The job's effect. Idempotent: running it twice for the same `job_id`
     /// leaves the same state, which is what at-least-once delivery needs.
     /// Returns the job's `result`.

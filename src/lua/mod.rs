@@ -28,6 +28,9 @@ fn after(head: &str, body: &str) -> Script {
 /// retry) while the consumer owns the entry.
 pub static STORE_IF_OWNER: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("store_if_owner.lua")));
+/// Records, indexes, queues and announces a new job.
+pub static SUBMIT_JOB: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT], include_str!("submit_job.lua")));
 /// Turns a job `running` for the consumer that owns its entry.
 pub static START_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("start_job.lua")));

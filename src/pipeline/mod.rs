@@ -37,7 +37,18 @@ pub use worker::{StepOutcome, Worker};
 
 use crate::config::Settings;
 use crate::jobs::{Command, Job, JobContext, Progress};
+use crate::lua;
 use crate::store::Store;
+
+/// Why a job was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The job needs the data set and none is loaded.
+    #[error("no gene data is loaded")]
+    NoData,
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
 
 /// What the pipeline needs: connections and settings. Cheap to clone.
 #[derive(Clone)]
@@ -87,32 +98,39 @@ impl Pipeline {
         }
     }
 
-    /// Records the job and queues its command. Returns the job as stored.
+    /// Records the job and queues its command, in one round trip. Returns
+    /// the job as stored; a job that needs the data set is refused, and
+    /// nothing is written, while none is loaded.
     #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
-    pub async fn submit(&self, command: Command) -> RedisResult<Job> {
+    pub async fn submit(&self, command: Command) -> Result<Job, SubmitError> {
         let job = Job::new(command, self.settings.pipeline.max_attempts);
         let keys = &self.store.keys;
-        let cmd_json = serde_json::to_string(&job.params).unwrap_or_default();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.queue_record_and_event(&mut pipe, &job);
-        pipe.zadd(keys.jobs_index(), job.id.to_string(), now_ms())
-            .ignore()
-            .zremrangebyrank(
-                keys.jobs_index(),
-                0,
-                -(self.settings.pipeline.jobs_index_max as isize) - 1,
-            )
-            .ignore()
-            .xadd(
-                keys.stream(),
-                "*",
-                &[("job", job.id.to_string()), ("cmd", cmd_json)],
-            )
-            .ignore();
-        let mut conn = self.store.data.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        tracing::info!(job_id = %job.id, "job queued");
+        let p = &self.settings.pipeline;
+        let id = job.id.to_string();
+        let mut script = lua::SUBMIT_JOB.prepare_invoke();
+        script
+            .key(keys.job(&job.id))
+            .key(keys.jobs_index())
+            .key(keys.stream())
+            .key(keys.events());
+        if job.params.needs_data() {
+            script.key(keys.current());
+        }
+        let submitted: bool = script
+            .arg(job.to_json())
+            .arg(job.ttl_secs(p.job_ttl.as_secs()))
+            .arg(now_ms())
+            .arg(p.jobs_index_max)
+            .arg(serde_json::to_string(&job.params).unwrap_or_default())
+            .arg(p.events_max_len)
+            .arg(&id)
+            .arg(job.kind.as_str())
+            .invoke_async(&mut self.store.data.clone())
+            .await?;
+        if !submitted {
+            return Err(SubmitError::NoData);
+        }
+        tracing::info!(job_id = %id, "job queued");
         Ok(job)
     }
 

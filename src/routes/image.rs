@@ -14,10 +14,10 @@ use super::{
     AppState,
 };
 use crate::error::ApiError;
+use crate::images;
 use crate::jobs::{self, Command, JobKind, JobStatus};
 use crate::plot::{ImageSize, PlotKind};
 use crate::store::Store;
-use crate::{genes, images};
 
 /// `POST|GET|DELETE /image`, `GET|DELETE /image/<job_id>`.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -147,24 +147,9 @@ async fn post_image(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (plot, size) = plot_params(&query, &body)?;
-    let command = plot_command(&state.pipeline.store, plot, size).await?;
-    let job = state.pipeline.submit(command).await?;
+    // Refused with 409 no_data, and no job made, while no data is loaded.
+    let job = state.pipeline.submit(Command::Plot { plot, size }).await?;
     accepted(&state, job, wait).await
-}
-
-/// A plot job, if there is data to plot (no job is made otherwise).
-pub(super) async fn plot_command(
-    store: &Store,
-    plot: PlotKind,
-    size: ImageSize,
-) -> Result<Command, ApiError> {
-    if !genes::is_loaded(&mut store.data.clone(), &store.keys).await? {
-        return Err(ApiError::conflict(
-            "no_data",
-            "no gene data is loaded, so there is nothing to plot: POST /data first",
-        ));
-    }
-    Ok(Command::Plot { plot, size })
 }
 
 async fn get_latest_image(store: Store) -> Result<Response, ApiError> {

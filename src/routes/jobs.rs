@@ -111,7 +111,7 @@ async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, Api
         Some("plot") => {
             let params: HashMap<String, String> = image::as_strings(fields).collect();
             let (plot, size) = image::parse_plot(&params, "plot", "a plot job")?;
-            image::plot_command(&state.pipeline.store, plot, size).await
+            Ok(Command::Plot { plot, size })
         }
         _ => Err(ApiError::bad_request(
             "bad_job_kind",
