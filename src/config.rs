@@ -22,6 +22,15 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub pipeline: PipelineSettings,
     pub shutdown: ShutdownSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogSettings {
+    /// `text` (default) or `json` (`GENE_API__LOG__FORMAT`).
+    #[serde(default)]
+    pub format: crate::telemetry::LogFormat,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +46,9 @@ pub struct RedisSettings {
     pub response_timeout: Duration,
     #[serde(rename = "connect_timeout_ms", deserialize_with = "millis")]
     pub connect_timeout: Duration,
+    /// Longest pause between connection attempts while Redis is away.
+    #[serde(rename = "reconnect_max_pause_ms", deserialize_with = "millis")]
+    pub reconnect_max_pause: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

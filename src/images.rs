@@ -4,20 +4,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use uuid::Uuid;
 
 use crate::lua;
-use crate::store::Keys;
+use crate::store::{Conn, Keys};
 
 /// Stores a plot job's image. Idempotent: a rerun overwrites the same key.
-pub async fn store(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    job_id: &Uuid,
-    png: Vec<u8>,
-) -> RedisResult<()> {
+pub async fn store(conn: &mut Conn, keys: &Keys, job_id: &Uuid, png: Vec<u8>) -> RedisResult<()> {
     let score = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -33,20 +27,13 @@ pub async fn store(
 }
 
 /// One job's image.
-pub async fn get(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    job_id: &Uuid,
-) -> RedisResult<Option<Bytes>> {
+pub async fn get(conn: &mut Conn, keys: &Keys, job_id: &Uuid) -> RedisResult<Option<Bytes>> {
     let v: Option<Vec<u8>> = conn.get(keys.image(job_id)).await?;
     Ok(v.map(Bytes::from))
 }
 
 /// The most recent image and its job id, in one round trip.
-pub async fn latest(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> RedisResult<Option<(String, Bytes)>> {
+pub async fn latest(conn: &mut Conn, keys: &Keys) -> RedisResult<Option<(String, Bytes)>> {
     let reply: Option<(String, Vec<u8>)> = lua::LATEST_IMAGE
         .key(keys.images_index())
         .arg(keys.image_prefix())
@@ -56,7 +43,7 @@ pub async fn latest(
 }
 
 /// Removes one image; true when it existed.
-pub async fn delete(conn: &mut ConnectionManager, keys: &Keys, job_id: &Uuid) -> RedisResult<bool> {
+pub async fn delete(conn: &mut Conn, keys: &Keys, job_id: &Uuid) -> RedisResult<bool> {
     let (removed, _): (u64, u64) = redis::pipe()
         .atomic()
         .del(keys.image(job_id))
@@ -67,7 +54,7 @@ pub async fn delete(conn: &mut ConnectionManager, keys: &Keys, job_id: &Uuid) ->
 }
 
 /// Removes every image; returns how many there were.
-pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> RedisResult<u64> {
+pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> RedisResult<u64> {
     lua::DELETE_IMAGES
         .key(keys.images_index())
         .arg(keys.image_prefix())

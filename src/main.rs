@@ -46,7 +46,6 @@ fn main() -> ExitCode {
         Cmd::Worker => Mode::Worker,
         Cmd::Healthcheck => return run_healthcheck(),
     };
-    gene_api::telemetry::init("info");
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -54,6 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    gene_api::telemetry::init_with("info", settings.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,13 +11,12 @@
 
 use bytes::Bytes;
 use futures_util::Stream;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::{DataSet, HgncId, LoadError};
 use crate::lua;
-use crate::store::Keys;
+use crate::store::{Conn, Keys};
 
 /// How long a replaced data-set version stays readable.
 pub const OLD_VERSION_GRACE_SECS: u64 = 120;
@@ -42,7 +41,7 @@ pub struct LoadSummary {
 /// Sends commands in pipelines of about [`BATCH_BYTES`] of payload each: no
 /// per-record round trips, and no single 30 MB request buffer either.
 struct BatchWriter<'c> {
-    conn: &'c mut ConnectionManager,
+    conn: &'c mut Conn,
     pipe: redis::Pipeline,
     bytes: usize,
 }
@@ -70,7 +69,7 @@ impl BatchWriter<'_> {
 
 /// Writes `set` as version `version` (staged; idempotent) and swaps it in.
 pub async fn store_and_swap(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     version: &str,
     set: &DataSet,
@@ -157,7 +156,7 @@ pub async fn store_and_swap(
 }
 
 /// Removes the live data set. Returns how many records it had (0 when none).
-pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<u64> {
+pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
     lua::DELETE_DATA
         .key(keys.current())
         .key(keys.genes())
@@ -168,7 +167,7 @@ pub async fn delete_all(conn: &mut ConnectionManager, keys: &Keys) -> redis::Red
 
 /// The live version's `part` (`ids`, `stats`, `meta`), or None when no data is loaded.
 pub async fn current_part(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     part: &str,
 ) -> redis::RedisResult<Option<Vec<u8>>> {
@@ -182,7 +181,7 @@ pub async fn current_part(
 
 /// The live version's name and the length of its `blob`, or None when no data is loaded.
 pub async fn current_blob(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
 ) -> redis::RedisResult<Option<(String, u64)>> {
     let reply: Option<(String, u64)> = lua::CURRENT_BLOB
@@ -194,13 +193,13 @@ pub async fn current_blob(
 }
 
 /// True when a data set is loaded.
-pub async fn is_loaded(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<bool> {
+pub async fn is_loaded(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<bool> {
     conn.exists(keys.current()).await
 }
 
 /// One record as stored, or None.
 pub async fn get_gene(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     id: &HgncId,
 ) -> redis::RedisResult<Option<Bytes>> {
@@ -213,7 +212,7 @@ pub async fn get_gene(
 /// whatever the data size. Returns the stream and its total length, or None
 /// when no data is loaded.
 pub async fn stream_blob(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
 ) -> redis::RedisResult<
     Option<(

@@ -5,13 +5,12 @@
 
 use std::time::SystemTime;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Command;
-use crate::store::Keys;
+use crate::store::{Conn, Keys};
 
 /// Unfinished records expire after this long, so even a lost job cannot leak a key.
 pub const UNFINISHED_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -231,11 +230,7 @@ impl Job {
 }
 
 /// Reads job records.
-pub async fn get(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    id: &Uuid,
-) -> redis::RedisResult<Option<Job>> {
+pub async fn get(conn: &mut Conn, keys: &Keys, id: &Uuid) -> redis::RedisResult<Option<Job>> {
     let raw: Option<String> = conn.get(keys.job(id)).await?;
     Ok(raw.and_then(|r| parse_record(&r)))
 }
@@ -305,7 +300,7 @@ pub struct Page {
 /// The index holds at most `pipeline.jobs_index_max` ids, so a page reads at
 /// most that many records; ids whose record has expired are skipped.
 pub async fn list(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     filter: JobFilter,
     limit: usize,
@@ -355,10 +350,7 @@ pub async fn list(
 }
 
 /// Every job in the index (for counts by state).
-pub async fn all_indexed(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> redis::RedisResult<Vec<Job>> {
+pub async fn all_indexed(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Vec<Job>> {
     let index = index_newest_first(conn, keys).await?;
     let mut out = Vec::with_capacity(index.len());
     for chunk in index.chunks(500) {
@@ -368,14 +360,14 @@ pub async fn all_indexed(
 }
 
 async fn index_newest_first(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
 ) -> redis::RedisResult<Vec<(String, u64)>> {
     conn.zrevrange_withscores(keys.jobs_index(), 0, -1).await
 }
 
 async fn records(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
     entries: &[(String, u64)],
 ) -> redis::RedisResult<Vec<Option<Job>>> {

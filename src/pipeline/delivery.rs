@@ -6,7 +6,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::{RedisResult, Value};
 use tokio::sync::watch;
@@ -16,6 +15,7 @@ use uuid::Uuid;
 use super::Pipeline;
 use crate::jobs::{self, Command, Job, JobError, Progress};
 use crate::lua;
+use crate::store::Conn;
 
 /// How often a running job's progress may be written (and announced).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -166,7 +166,7 @@ impl Pipeline {
     /// Turns the job `running` for this consumer, in one script with the checks.
     async fn start(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         consumer: &str,
         entry: &Entry<'_>,
         job_id: &Uuid,
@@ -208,7 +208,7 @@ impl Pipeline {
     /// back into "running". Returns false when the entry is no longer ours.
     async fn write_if_owner(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         consumer: &str,
         entry: &StreamId,
         job: &Job,
@@ -244,7 +244,7 @@ impl Pipeline {
         Ok(owned)
     }
 
-    async fn ack(&self, conn: &mut ConnectionManager, entry: &StreamId) -> RedisResult<()> {
+    async fn ack(&self, conn: &mut Conn, entry: &StreamId) -> RedisResult<()> {
         let keys = &self.store.keys;
         redis::cmd("XACK")
             .arg(keys.stream())
@@ -257,7 +257,7 @@ impl Pipeline {
     /// Moves an entry to the dead-letter stream, fails its job, and acknowledges it.
     async fn dead_letter(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         entry: &StreamId,
         job_id: Option<Uuid>,
         reason: &str,

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
 };
@@ -11,7 +10,7 @@ use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
 use super::Pipeline;
-use crate::store::stream_id_key;
+use crate::store::{stream_id_key, Conn};
 
 /// Takes over and finishes entries of dead consumers; trims the stream.
 pub struct Reclaimer {
@@ -68,7 +67,7 @@ impl Reclaimer {
     /// Delivery counts of entries this consumer now owns.
     async fn deliveries(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         claimed: &[StreamId],
     ) -> RedisResult<HashMap<String, usize>> {
         let keys = &self.pipeline.store.keys;

@@ -60,14 +60,28 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .recover(recover)
         .unify()
-        .with(warp::trace::request())
+        .with(warp::log::custom(access_log))
+}
+
+/// One line per request. Probes (`/health`, `/ready`) are asked every few
+/// seconds by every orchestrator: they are logged at debug, so that they do
+/// not drown the requests people make.
+fn access_log(info: warp::log::Info<'_>) {
+    let (method, path, status) = (info.method().as_str(), info.path(), info.status().as_u16());
+    let elapsed_ms = info.elapsed().as_secs_f64() * 1000.0;
+    if matches!(path, "/health" | "/ready") {
+        tracing::debug!(method, path, status, elapsed_ms, "request");
+    } else {
+        tracing::info!(method, path, status, elapsed_ms, "request");
+    }
 }
 
 /// Only /health and /ready: what `gene-api worker` serves for probes.
-pub fn probes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     health_and_ready(state.pipeline.store)
         .recover(recover)
         .unify()
+        .with(warp::log::custom(access_log))
 }
 
 /// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).

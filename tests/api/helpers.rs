@@ -55,6 +55,21 @@ impl RedisServer {
         panic!("could not start redis-server (is it installed? scripts/test installs it)");
     }
 
+    /// A server on a given port (which must be free).
+    #[allow(dead_code)] // used by tests/pipeline only
+    pub fn start_on(port: u16) -> Self {
+        let mut s = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        assert!(
+            s.spawn(false),
+            "could not start redis-server on port {port}"
+        );
+        s
+    }
+
     /// Starts (or restarts) the server on the same port and data directory.
     /// With `persist`, appendonly is on so a restart keeps the data.
     pub fn spawn(&mut self, persist: bool) -> bool {
@@ -232,7 +247,7 @@ impl TestApp {
         loop {
             let job: Value = self.get(&format!("/jobs/{id}")).await.json().await.unwrap();
             let status = job["status"].as_str().unwrap_or("").to_string();
-            if status == "done" || status == "failed" {
+            if ["done", "failed", "cancelled"].contains(&status.as_str()) {
                 return job;
             }
             assert!(Instant::now() < deadline, "job {id} stuck: {job}");

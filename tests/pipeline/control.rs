@@ -241,21 +241,22 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    // Cancel racing the workers for 60 jobs: each cancel either wins (the job
-    // never runs) or is refused because a worker has it; never both.
-    let ids: Vec<String> = {
-        let mut ids = vec![];
-        for _ in 0..60 {
-            ids.push(submit(&api, plot.clone()).await);
-        }
-        ids
-    };
+    // Cancel racing the workers: 60 clients at once each submit a large plot
+    // and cancel it straight away, while the workers take the jobs. Each
+    // cancel either wins (the job never runs) or is refused because a worker
+    // has it (or has finished it); never both.
+    let big = json!({"kind": "plot", "plot": "chromosome", "width": 1500, "height": 1500});
     let api = &api;
-    let answers = futures_util::future::join_all(ids.iter().map(|id| async move {
-        let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
-        (id.clone(), status, body)
+    let answers = futures_util::future::join_all((0..60).map(|_| {
+        let big = big.clone();
+        async move {
+            let id = submit(api, big).await;
+            let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
+            (id, status, body)
+        }
     }))
     .await;
+    let ids: Vec<String> = answers.iter().map(|(id, _, _)| id.clone()).collect();
     let records = wait_all_finished(&redis, &ids, Duration::from_secs(60));
     let mut tally: HashMap<String, usize> = HashMap::new();
     for (id, status, body) in &answers {
@@ -277,6 +278,10 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
         }
     }
     eprintln!("cancel race: {tally:?}");
+    assert!(
+        tally.get("cancelled").copied().unwrap_or(0) > 0,
+        "no cancel won the race: {tally:?}"
+    );
     assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
 }
 

@@ -11,5 +11,6 @@ mod sse;
 mod cli;
 mod control;
 mod faults;
+mod ops;
 mod scaling;
 mod upkeep;

@@ -34,6 +34,24 @@ impl Proc {
         p
     }
 
+    /// A process against a Redis that may not answer: waits for /health only.
+    pub fn start_without_redis(mode: &str, redis_port: u16, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut env: HashMap<String, String> = test_env(redis_port, std::path::Path::new(SAMPLE));
+        env.insert("GENE_API__HTTP__PORT".into(), port.to_string());
+        env.insert("GENE_API__WORKERS__HEALTH_PORT".into(), port.to_string());
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let p = Self::spawn(mode, &env, port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_status::get(&p.url("/health")).ok() != Some(200) {
+            assert!(Instant::now() < deadline, "gene-api never answered /health");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
     /// A worker with the default probe settings (no host or port given): it
     /// tries 5001 and falls back to a free port; the port it took is read
     /// from its log.
@@ -230,7 +248,7 @@ pub fn wait_all_finished(
                 records
                     .get(*id)
                     .and_then(|j| j["status"].as_str())
-                    .is_some_and(|s| s == "done" || s == "failed")
+                    .is_some_and(|s| ["done", "failed", "cancelled"].contains(&s))
             })
             .count();
         if finished == ids.len() {
@@ -243,7 +261,7 @@ pub fn wait_all_finished(
                     records
                         .get(*id)
                         .and_then(|j| j["status"].as_str())
-                        .is_none_or(|s| s != "done" && s != "failed")
+                        .is_none_or(|s| !["done", "failed", "cancelled"].contains(&s))
                 })
                 .map(|id| {
                     format!(

@@ -6,7 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+mod breaker;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::RedisFuture;
+
+pub use breaker::Breaker;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult};
 
 use crate::config::RedisSettings;
@@ -119,9 +124,47 @@ impl Keys {
     }
 }
 
+/// A connection to one database: a multiplexed, self-reconnecting manager
+/// behind the process's [`Breaker`], so that while Redis is away requests
+/// fail at once instead of each starting a connection attempt. Cheap to clone.
+#[derive(Clone)]
+pub struct Conn {
+    inner: ConnectionManager,
+    breaker: Arc<Breaker>,
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            self.breaker.admit()?;
+            let r = self.inner.req_packed_command(cmd).await;
+            self.breaker.observe(&r);
+            r
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            self.breaker.admit()?;
+            let r = self.inner.req_packed_commands(cmd, offset, count).await;
+            self.breaker.observe(&r);
+            r
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
 /// Shared connections. Cloning is one reference count: every request clones
-/// it. The managers multiplex one socket each and reconnect by themselves
-/// after Redis comes back.
+/// it. The managers multiplex one socket each and reconnect after Redis comes
+/// back, paced by one [`Breaker`] for the whole process.
 #[derive(Clone)]
 pub struct Store(Arc<StoreInner>);
 
@@ -133,9 +176,10 @@ impl std::ops::Deref for Store {
 }
 
 pub struct StoreInner {
-    pub data: ConnectionManager,
-    pub images: ConnectionManager,
+    pub data: Conn,
+    pub images: Conn,
     pub keys: Keys,
+    breaker: Arc<Breaker>,
     data_client: Client,
     response_timeout: Duration,
     connect_timeout: Duration,
@@ -149,15 +193,23 @@ impl Store {
         let image_client = client(settings, IMAGE_DB)?;
         let response_timeout = settings.response_timeout;
         let connect_timeout = settings.connect_timeout;
+        // One attempt per reconnect: the breaker paces the attempts.
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(connect_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
+            .set_number_of_retries(0);
+        let breaker = Arc::new(Breaker::new(settings.reconnect_max_pause));
+        let conn = |client: Client| -> RedisResult<Conn> {
+            Ok(Conn {
+                inner: ConnectionManager::new_lazy_with_config(client, cfg.clone())?,
+                breaker: breaker.clone(),
+            })
+        };
         Ok(Self(Arc::new(StoreInner {
-            data: ConnectionManager::new_lazy_with_config(data_client.clone(), cfg.clone())?,
-            images: ConnectionManager::new_lazy_with_config(image_client, cfg)?,
+            data: conn(data_client.clone())?,
+            images: conn(image_client)?,
             keys: Keys::new(&settings.key_prefix),
+            breaker,
             data_client,
             response_timeout,
             connect_timeout,
@@ -170,12 +222,16 @@ impl Store {
         &self,
         block: Duration,
     ) -> RedisResult<redis::aio::MultiplexedConnection> {
+        self.breaker.admit()?;
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout + block));
-        self.data_client
+        let r = self
+            .data_client
             .get_multiplexed_async_connection_with_config(&cfg)
-            .await
+            .await;
+        self.breaker.observe(&r);
+        r
     }
 
     /// True when both databases answer PING.
