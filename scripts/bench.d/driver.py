@@ -783,8 +783,10 @@ class Bench:
             if b" 200 " not in head.split(b"\r\n", 1)[0]:
                 raise BenchError(f"GET /events answered {head[:80]!r}")
             ready.set_result(True) if not ready.done() else None
-            seen = 0
+            seen, done = 0, False
             try:
+                # An event is `event:`, `data:` and `id:` lines; the count of
+                # finished jobs moves when a `done` event's id has arrived.
                 while seen < jobs:
                     line = await r.readline()
                     if not line:
@@ -792,8 +794,10 @@ class Bench:
                     if line.startswith(b"id:"):
                         ms = int(line[3:].strip().split(b"-")[0])
                         lat.append(time.time() * 1000 - ms)
-                    elif line.startswith(b"event:") and line[6:].strip() == b"done":
-                        seen += 1
+                        seen += done
+                        done = False
+                    elif line.startswith(b"event:"):
+                        done = line[6:].strip() == b"done"
             finally:
                 w.close()
             done_count.append(1)
