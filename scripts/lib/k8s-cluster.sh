@@ -307,6 +307,7 @@ k8s_control_plane() {
         --service-cluster-ip-range="$K8S_SERVICE_CIDR" \
         --client-ca-file="$pki/ca.crt" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
         --kubelet-client-certificate="$pki/admin.crt" --kubelet-client-key="$pki/admin.key" \
+        --kubelet-preferred-address-types=InternalIP \
         --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
         --service-account-issuer="https://kubernetes.default.svc.$K8S_DOMAIN" \
         --authorization-mode=RBAC --allow-privileged=true --v=1
@@ -340,11 +341,16 @@ k8s_node() {
 }
 EOF2
     k8s_save_sysctls
+    # The kubelet writes pod logs to /var/log/pods and /var/log/containers,
+    # fixed paths: what is new there at the end is this run's, and removed.
+    mkdir -p /var/log/pods /var/log/containers
+    ls -A /var/log/pods /var/log/containers > "$K8S_WORK/varlog.before" 2> /dev/null
     k8s_daemon kubelet "$K8S_BIN/kubelet" --kubeconfig="$KUBECONFIG" \
         --container-runtime=docker --docker-endpoint="unix://$NODE_DOCKER_SOCK" \
         --pod-infra-container-image=k8s.gcr.io/pause:3.2 \
         --network-plugin=cni --cni-conf-dir="$n/net.d" --cni-bin-dir=/usr/lib/cni --cni-cache-dir="$n/cni-cache" \
         --root-dir="$n/kubelet" --cert-dir="$n/kubelet/pki" --volume-plugin-dir="$n/plugins" \
+        --experimental-dockershim-root-directory="$n/dockershim" \
         --hostname-override=gene-api-node --node-ip="$K8S_NODE_IP" \
         --cluster-dns="$K8S_DNS_IP" --cluster-domain="$K8S_DOMAIN" --resolv-conf="$n/resolv.conf" \
         --cgroup-driver=cgroupfs --cgroup-root="$K8S_CGROUP_ROOT" --oom-score-adj=0 --fail-swap-on=false \
@@ -500,6 +506,15 @@ k8s_cluster_down() {
         K8S_CGROUP_ROOT=""
     fi
     for s in "${K8S_SYSCTLS[@]}"; do sysctl -qw "$s" 2> /dev/null; done
+    if [ -n "$K8S_WORK" ] && [ -f "$K8S_WORK/varlog.before" ]; then
+        for h in /var/log/pods /var/log/containers; do
+            for s in "$h"/*; do
+                [ -e "$s" ] || [ -L "$s" ] || continue
+                grep -qxF "${s##*/}" "$K8S_WORK/varlog.before" || rm -rf "$s"
+            done
+        done
+        rm -f "$K8S_WORK/varlog.before"
+    fi
     K8S_SYSCTLS=()
     if [ -n "$K8S_NETNS" ]; then
         ip netns del "$K8S_NETNS" 2> /dev/null
