@@ -49,11 +49,20 @@ impl Reclaimer {
                 .await?;
             if !reply.claimed.is_empty() {
                 let deliveries = self.deliveries(&mut conn, &reply.claimed).await?;
+                // Every claimed entry counts a delivery, so each one is run
+                // even when another fails: an entry claimed and left unrun
+                // would edge towards the dead letters without a real attempt.
+                let mut failed = None;
                 for entry in &reply.claimed {
                     let n = deliveries.get(&entry.id).copied().unwrap_or(1);
                     tracing::warn!(entry = %entry.id, deliveries = n, "reclaimed an entry from a dead consumer");
-                    p.handle_entry(&self.name, entry, n).await?;
-                    handled += 1;
+                    match p.handle_entry(&self.name, entry, n).await {
+                        Ok(()) => handled += 1,
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
             }
             if reply.next_stream_id == "0-0" {

@@ -14,6 +14,15 @@ use redis::{RedisError, RedisResult};
 /// The first pause after a failed attempt; it doubles per failure.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 
+/// How a request got through [`Breaker::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Redis is believed reachable.
+    Open,
+    /// Redis was away: this request is the one attempt of this pause.
+    Attempt,
+}
+
 /// Shared by every connection of a process.
 #[derive(Debug)]
 pub struct Breaker {
@@ -42,17 +51,18 @@ impl Breaker {
     /// one caller per pause is let through (the attempt; the pause is pushed
     /// on at once, so a caller that gives up cannot leave the gate shut) and
     /// the rest get a connection error straight away.
-    pub fn admit(&self) -> RedisResult<()> {
+    /// Returns whether this request is that attempt (the gate was shut).
+    pub fn admit(&self) -> RedisResult<Admitted> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(until) = s.closed_until else {
-            return Ok(());
+            return Ok(Admitted::Open);
         };
         let now = Instant::now();
         if now < until {
             return Err(unreachable(until - now));
         }
         s.closed_until = Some(now + self.pause(s.failures));
-        Ok(())
+        Ok(Admitted::Attempt)
     }
 
     /// Records how a request went: a connection failure closes the gate for
@@ -123,13 +133,17 @@ mod tests {
     #[test]
     fn after_a_failure_only_one_caller_per_pause_gets_through() {
         let b = Breaker::new(Duration::from_secs(2));
-        assert!(b.admit().is_ok());
+        assert_eq!(b.admit().unwrap(), Admitted::Open);
         b.observe(&lost());
         // Inside the pause: everyone fails fast, with a connection error.
         let e = b.admit().unwrap_err();
         assert!(is_connection_error(&e) && crate::store::redis_is_transient(&e));
         std::thread::sleep(Duration::from_millis(110));
-        assert!(b.admit().is_ok(), "one attempt after the pause");
+        assert_eq!(
+            b.admit().unwrap(),
+            Admitted::Attempt,
+            "one attempt after the pause"
+        );
         assert!(b.admit().is_err(), "and only one");
         b.observe(&Ok(()));
         assert!(

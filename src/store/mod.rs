@@ -11,7 +11,7 @@ mod breaker;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::RedisFuture;
 
-pub use breaker::Breaker;
+pub use breaker::{Admitted, Breaker};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult};
 
 use crate::config::RedisSettings;
@@ -136,8 +136,11 @@ pub struct Conn {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            self.breaker.admit()?;
-            let r = self.inner.req_packed_command(cmd).await;
+            let admitted = self.breaker.admit()?;
+            let mut r = self.inner.req_packed_command(cmd).await;
+            if stale_failure(admitted, &r) {
+                r = self.inner.req_packed_command(cmd).await;
+            }
             self.breaker.observe(&r);
             r
         })
@@ -150,8 +153,11 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            self.breaker.admit()?;
-            let r = self.inner.req_packed_commands(cmd, offset, count).await;
+            let admitted = self.breaker.admit()?;
+            let mut r = self.inner.req_packed_commands(cmd, offset, count).await;
+            if stale_failure(admitted, &r) {
+                r = self.inner.req_packed_commands(cmd, offset, count).await;
+            }
             self.breaker.observe(&r);
             r
         })
@@ -160,6 +166,14 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         self.inner.get_db()
     }
+}
+
+/// The attempt of a pause may first get back the failure the manager kept
+/// from before Redis went away: the manager starts its reconnect only then.
+/// Asking once more waits for that reconnect, so the attempt is a real one,
+/// and a Redis that is back is used at once instead of a pause later.
+fn stale_failure<T>(admitted: Admitted, r: &RedisResult<T>) -> bool {
+    admitted == Admitted::Attempt && matches!(r, Err(e) if breaker::is_connection_error(e))
 }
 
 /// Shared connections. Cloning is one reference count: every request clones

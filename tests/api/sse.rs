@@ -105,7 +105,7 @@ impl SseClient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum SourceMode {
-    /// 503 Service Unavailable: a transient failure.
+    /// 503 Service Unavailable after 200 ms: a transient failure.
     Unavailable = 0,
     /// The sample, sent in 64 KiB pieces 100 ms apart (about 2 s in all).
     Slow = 1,
@@ -137,6 +137,9 @@ impl SourceServer {
                     let mut req = [0u8; 4096];
                     let _ = s.read(&mut req).await;
                     if mode == SourceMode::Unavailable as u8 {
+                        // Slow to say no, as an overloaded server is: each
+                        // failing run lasts long enough to be watched.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                         let _ = s
                             .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                             .await;

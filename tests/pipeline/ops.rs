@@ -180,7 +180,9 @@ async fn while_redis_is_away_connection_attempts_back_off_and_it_recovers_in_sec
     }
     let recovery = back.elapsed();
     eprintln!("ready {recovery:?} after Redis returned");
-    assert!(recovery < Duration::from_secs(5), "{recovery:?}");
+    // About two pauses (2 s at most each) plus the probe's own poll; the
+    // margin is for a loaded CI machine.
+    assert!(recovery < Duration::from_secs(8), "{recovery:?}");
     drop(redis);
     let _ = free_port();
 }
