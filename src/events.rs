@@ -72,6 +72,16 @@ impl Event {
     }
 }
 
+/// Sleeps `pause` (then doubles it, up to 5 s); false when the process stops meanwhile.
+async fn backoff(shutdown: &CancellationToken, pause: &mut Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => return false,
+        _ = tokio::time::sleep(*pause) => {}
+    }
+    *pause = (*pause * 2).min(Duration::from_secs(5));
+    true
+}
+
 /// The process's one reader of the events stream, and its fan-out.
 #[derive(Clone)]
 pub struct Hub {
@@ -114,11 +124,9 @@ impl Hub {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         tracing::debug!(error = %e, "events reader: no connection yet");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(pause) => {}
+                        if !backoff(&shutdown, &mut pause).await {
+                            return;
                         }
-                        pause = (pause * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
@@ -140,11 +148,9 @@ impl Hub {
                     Err(e) => {
                         tracing::debug!(error = %e, "events reader: cannot read the stream yet");
                         conn = None;
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(pause) => {}
+                        if !backoff(&shutdown, &mut pause).await {
+                            return;
                         }
-                        pause = (pause * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
@@ -177,11 +183,9 @@ impl Hub {
                 Err(e) => {
                     tracing::debug!(error = %e, "events reader: read failed; reconnecting");
                     conn = None;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => {}
+                    if !backoff(&shutdown, &mut pause).await {
+                        return;
                     }
-                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
         }

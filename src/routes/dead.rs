@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{json_with, respond, with, AppState};
+use super::{json_with, limit_param, only_params, respond, with, AppState};
 use crate::error::ApiError;
 use crate::pipeline::{ControlError, Pipeline};
 
@@ -39,25 +39,8 @@ async fn list_dead(
     query: HashMap<String, String>,
     pipeline: Pipeline,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = query.keys().find(|k| k.as_str() != "limit") {
-        return Err(ApiError::bad_request(
-            "bad_parameter",
-            format!("unknown parameter {k:?}; GET /jobs/dead takes limit"),
-        ));
-    }
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_limit",
-                    format!("limit must be a number from 1 to {MAX_LIST}"),
-                )
-            })?,
-    };
+    only_params(&query, &["limit"], "GET /jobs/dead")?;
+    let limit = limit_param(&query, 100, MAX_LIST)?;
     Ok(json_with(
         StatusCode::OK,
         &pipeline.dead_letters(limit).await?,

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::jobs::{sse_event, sse_reply};
-use super::{respond, with, AppState};
+use super::{only_params, respond, typed_param, with, AppState};
 use crate::error::ApiError;
 use crate::events::Hub;
 use crate::jobs::JobKind;
@@ -30,16 +30,8 @@ async fn events(
     last_event_id: Option<String>,
     hub: Hub,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = query.keys().find(|k| k.as_str() != "kind") {
-        return Err(ApiError::bad_request(
-            "bad_parameter",
-            format!("unknown parameter {k:?}; GET /events takes kind"),
-        ));
-    }
-    let kind: Option<JobKind> = query
-        .get("kind")
-        .map(|k| k.parse().map_err(|m| ApiError::bad_request("bad_kind", m)))
-        .transpose()?;
+    only_params(&query, &["kind"], "GET /events")?;
+    let kind: Option<JobKind> = typed_param(&query, "kind", "bad_kind")?;
     let after = last_event_id
         .map(|id| {
             let id = id.trim().to_string();

@@ -13,8 +13,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::{
-    accepted, data, image, job_not_found, json_with, parse_job_id, prefer_wait, respond,
-    small_body, with, wrong_state, AppState,
+    accepted, data, image, job_not_found, json_with, limit_param, only_params, parse_job_id,
+    prefer_wait, respond, small_body, typed_param, with, wrong_state, AppState,
 };
 use crate::error::ApiError;
 use crate::events::{Event, Hub};
@@ -131,30 +131,13 @@ async fn list_jobs(
     store: Store,
     max: usize,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = query.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "bad_parameter",
-            format!("unknown parameter {k:?}; GET /jobs takes status, kind, limit and cursor"),
-        ));
-    }
-    let limit = match query.get("limit") {
-        None => max,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_limit",
-                    format!("limit must be a number from 1 to {max}"),
-                )
-            })?,
-    };
+    only_params(&query, &LIST_PARAMS, "GET /jobs")?;
+    let limit = limit_param(&query, max, max)?;
     let filter = JobFilter {
-        status: parse_opt(&query, "status", "bad_status")?,
-        kind: parse_opt(&query, "kind", "bad_kind")?,
+        status: typed_param(&query, "status", "bad_status")?,
+        kind: typed_param(&query, "kind", "bad_kind")?,
     };
-    let cursor: Option<Cursor> = parse_opt(&query, "cursor", "bad_cursor")?;
+    let cursor: Option<Cursor> = typed_param(&query, "cursor", "bad_cursor")?;
     let page = jobs::list(
         &mut store.data.clone(),
         &store.keys,
@@ -177,17 +160,6 @@ async fn list_jobs(
         }
     }
     Ok(resp)
-}
-
-fn parse_opt<T: std::str::FromStr<Err = String>>(
-    query: &HashMap<String, String>,
-    name: &str,
-    code: &'static str,
-) -> Result<Option<T>, ApiError> {
-    query
-        .get(name)
-        .map(|v| v.parse::<T>().map_err(|m| ApiError::bad_request(code, m)))
-        .transpose()
 }
 
 async fn stats(pipeline: Pipeline) -> Result<Response, ApiError> {

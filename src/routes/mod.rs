@@ -16,6 +16,7 @@ mod genes;
 mod image;
 mod jobs;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -216,6 +217,57 @@ fn wrong_state(code: &'static str, message: String, job: Job) -> ApiError {
         message,
         job: Some(Box::new(job)),
     }
+}
+
+/// A 400 naming the parameters `route` takes, when the query has another.
+fn only_params(
+    query: &HashMap<String, String>,
+    allowed: &[&str],
+    route: &str,
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ApiError::bad_request(
+            "bad_parameter",
+            format!(
+                "unknown parameter {k:?}; {route} takes {}",
+                allowed.join(", ")
+            ),
+        )),
+    }
+}
+
+/// `?limit=`: 1..=`max`, `default` when absent.
+fn limit_param(
+    query: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_limit",
+                    format!("limit must be a number from 1 to {max}"),
+                )
+            }),
+    }
+}
+
+/// An optional parameter parsed into its type; its error message is the type's own.
+fn typed_param<T: std::str::FromStr<Err = String>>(
+    query: &HashMap<String, String>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|v| v.parse::<T>().map_err(|m| ApiError::bad_request(code, m)))
+        .transpose()
 }
 
 /// A job id from a path segment.

@@ -243,7 +243,7 @@ async fn job_lists_filter_by_state_and_kind_and_page_with_a_cursor() {
         (
             "/jobs?colour=red",
             "bad_parameter",
-            "status, kind, limit and cursor",
+            "status, kind, limit, cursor",
         ),
     ] {
         assert_error(app.get(path).await, 400, code, needle).await;

@@ -291,58 +291,14 @@ async fn dead_letters_are_listed_requeued_as_fresh_deliveries_and_dropped() {
     let api = Proc::start("api", &redis, FAST);
     let id = submit(&api, json!({"kind": "load"})).await;
     // Three consumers take the load's entry and vanish; a stranger's entry too.
-    let mut conn = redis.conn(0);
+    abandon_next_entry(&redis);
     let _: redis::Value = redis::cmd("XADD")
         .arg("gene-api:jobs:stream")
         .arg("*")
         .arg("something")
         .arg("else")
-        .query(&mut conn)
+        .query(&mut redis.conn(0))
         .unwrap();
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg("gene-api:jobs:stream")
-        .arg("gene-api:workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut conn)
-        .or_else(|e| {
-            if e.code() == Some("BUSYGROUP") {
-                Ok(redis::Value::Nil)
-            } else {
-                Err(e)
-            }
-        })
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("gene-api:workers")
-        .arg("ghost-1")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg("gene-api:jobs:stream")
-        .arg(">")
-        .query(&mut conn)
-        .unwrap();
-    let first: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg("gene-api:jobs:stream")
-        .arg("-")
-        .arg("+")
-        .arg("COUNT")
-        .arg(1)
-        .query(&mut conn)
-        .unwrap();
-    for ghost in ["ghost-2", "ghost-3"] {
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg("gene-api:jobs:stream")
-            .arg("gene-api:workers")
-            .arg(ghost)
-            .arg(0)
-            .arg(&first[0].0)
-            .query(&mut conn)
-            .unwrap();
-    }
     let _w1 = Proc::start("worker", &redis, FAST);
     let _w2 = Proc::start("worker", &redis, FAST);
     let records = wait_all_finished(&redis, std::slice::from_ref(&id), T);

@@ -93,51 +93,8 @@ async fn a_poison_job_is_dead_lettered_after_max_attempts() {
 
     // Three consumers take the entry and die before finishing it (as a job that
     // crashes its worker every time would): one read and two claims.
+    let entry_id = abandon_next_entry(&redis);
     let mut conn = redis.conn(0);
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg("gene-api:jobs:stream")
-        .arg("gene-api:workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut conn)
-        .or_else(|e| {
-            if e.code() == Some("BUSYGROUP") {
-                Ok(redis::Value::Nil)
-            } else {
-                Err(e)
-            }
-        })
-        .unwrap();
-    let read: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("gene-api:workers")
-        .arg("ghost-1")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg("gene-api:jobs:stream")
-        .arg(">")
-        .query(&mut conn)
-        .unwrap();
-    let entry_id = match read {
-        redis::Value::Array(streams) => {
-            let (_, entries): (String, Vec<(String, Vec<String>)>) =
-                redis::from_redis_value(streams[0].clone()).unwrap();
-            entries[0].0.clone()
-        }
-        other => panic!("unexpected {other:?}"),
-    };
-    for ghost in ["ghost-2", "ghost-3"] {
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg("gene-api:jobs:stream")
-            .arg("gene-api:workers")
-            .arg(ghost)
-            .arg(0)
-            .arg(&entry_id)
-            .query(&mut conn)
-            .unwrap();
-    }
 
     // A real worker now finds it idle, claims it a 4th time, and gives up on it.
     let _worker = Proc::start("worker", &redis, FAST);

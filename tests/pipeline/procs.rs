@@ -233,6 +233,58 @@ pub fn pending_by_consumer(redis: &RedisServer) -> HashMap<String, u64> {
     out
 }
 
+/// Three consumers take the stream's first undelivered entry and vanish
+/// without finishing it (one read, two claims), as a job that crashes its
+/// worker every time would leave it. Returns the entry's id.
+pub fn abandon_next_entry(redis: &RedisServer) -> String {
+    let mut conn = redis.conn(0);
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn)
+        .or_else(|e| {
+            if e.code() == Some("BUSYGROUP") {
+                Ok(redis::Value::Nil)
+            } else {
+                Err(e)
+            }
+        })
+        .unwrap();
+    let read: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("gene-api:workers")
+        .arg("ghost-1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("gene-api:jobs:stream")
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    let entry_id = match read {
+        redis::Value::Array(streams) => {
+            let (_, entries): (String, Vec<(String, Vec<String>)>) =
+                redis::from_redis_value(streams[0].clone()).unwrap();
+            entries[0].0.clone()
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    for ghost in ["ghost-2", "ghost-3"] {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg("gene-api:jobs:stream")
+            .arg("gene-api:workers")
+            .arg(ghost)
+            .arg(0)
+            .arg(&entry_id)
+            .query(&mut conn)
+            .unwrap();
+    }
+    entry_id
+}
+
 /// Waits until every given job is finished; returns their records.
 pub fn wait_all_finished(
     redis: &RedisServer,
