@@ -18,7 +18,13 @@ fn exercise(p: &Proc) -> String {
         assert_eq!(http_status::get(&p.url("/ready")).unwrap(), 200);
     }
     assert_eq!(http_status::get(&p.url("/genes")).unwrap(), 404);
-    std::thread::sleep(Duration::from_millis(300));
+    // The request's line is written after the answer and read through a
+    // pipe: wait for it, then a little more for any probe line behind it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.log_count("/genes") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let log = p.log.lock().unwrap().clone();
     log
 }

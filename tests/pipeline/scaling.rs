@@ -34,7 +34,14 @@ async fn three_workers_with_default_settings_share_one_host_and_all_consume() {
     let records = wait_all_finished(&redis, &ids, Duration::from_secs(60));
     assert!(ids.iter().all(|i| records[i]["status"] == "done"));
     // Every worker process ran some of the jobs: the group split them.
-    let done: Vec<usize> = workers.iter().map(|w| w.log_count("job done")).collect();
+    // The log lines come through pipes read by threads of this test: give
+    // the last ones a moment to arrive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut done: Vec<usize> = workers.iter().map(|w| w.log_count("job done")).collect();
+    while done.iter().sum::<usize>() < ids.len() + 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        done = workers.iter().map(|w| w.log_count("job done")).collect();
+    }
     assert_eq!(
         done.iter().sum::<usize>(),
         ids.len() + 1,
