@@ -27,6 +27,14 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Serve => "serve",
+            Mode::Api => "api",
+            Mode::Worker => "worker",
+        }
+    }
+
     fn runs_workers(self) -> bool {
         matches!(self, Mode::Serve | Mode::Worker)
     }
@@ -88,9 +96,15 @@ impl Application {
 
         let mut tasks = JoinSet::new();
         let hub = Hub::new(pipeline.store.clone(), shutdown.clone());
+        let metrics = settings.metrics.enabled.then(|| {
+            let handle = crate::monitoring::install(mode.as_str());
+            tasks.spawn(crate::monitoring::upkeep(handle.clone(), shutdown.clone()));
+            handle
+        });
         let state = AppState {
             pipeline: pipeline.clone(),
             hub: hub.clone(),
+            metrics,
         };
         let stop = shutdown.clone();
         let graceful = async move { stop.cancelled().await };

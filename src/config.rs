@@ -24,6 +24,13 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     #[serde(default)]
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// `GET /metrics` on the API and probe ports (`GENE_API__METRICS__ENABLED`).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -50,10 +50,14 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: a stable code to branch on, a message to show.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A stable code, e.g. `no_data`, `bad_job_id`, `job_running`.
     error: &'a str,
+    /// What went wrong and what to do, in words.
     message: &'a str,
+    /// The job concerned, when there is one (409 on cancel or retry, 422).
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a crate::jobs::Job>,
 }

@@ -5,7 +5,8 @@
 //! - [`app`]: builds the process for a [`app::Mode`] (HTTP ingress, workers or
 //!   both) and runs it until one cancellation token says stop.
 //! - [`routes`]: the warp tree, one file per resource (`data`, `genes`,
-//!   `jobs`, `image`); [`error`]: the one error type of the HTTP edge and its
+//!   `jobs`, `image`, `events`, `metrics`, the dashboard and the OpenAPI
+//!   document with its UI in `docs`); [`error`]: the one error type of the HTTP edge and its
 //!   JSON shape.
 //! - [`pipeline`]: the stream and its consumer group, one actor a file:
 //!   submission (`mod.rs`), running one entry (`delivery`), the consumer
@@ -19,7 +20,8 @@
 //!   [`plot`]: chart statistics and rendering.
 //! - [`store`]: connections, the key layout, which Redis errors are transient;
 //!   [`lua`]: every Lua script, built once.
-//! - [`config`]: typed settings; [`telemetry`]: logging.
+//! - [`config`]: typed settings; [`telemetry`]: logging; [`monitoring`]:
+//!   Prometheus metrics (names, recorder, gauges read when scraped).
 //!
 //! A plot job, followed down: `routes/image.rs` parses `POST /image` into a
 //! [`jobs::Command::Plot`] and calls [`pipeline::Pipeline::submit`];
@@ -35,6 +37,7 @@ pub mod genes;
 pub mod images;
 pub mod jobs;
 pub mod lua;
+pub mod monitoring;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;

@@ -50,6 +50,8 @@ MODES = {
         "quiet_wait": 120,
         "sse_clients": 1000,
         "sse_jobs": 30,
+        "metrics_rounds": 6,
+        "metrics_secs": 5,
     },
     "smoke": {
         "load_runs": 2,
@@ -68,6 +70,8 @@ MODES = {
         "quiet_wait": 0,
         "sse_clients": 20,
         "sse_jobs": 3,
+        "metrics_rounds": 2,
+        "metrics_secs": 1,
     },
 }
 
@@ -762,6 +766,76 @@ class Bench:
             f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
         )
 
+    def metrics_cost(self):
+        """Point reads with metrics on against the same with metrics off: two
+        `gene-api api` processes on the same Redis, alike but for
+        GENE_API__METRICS__ENABLED, measured by turns (on, off, off, on, ...)
+        so that the machine's drift falls on both alike."""
+        c = self.cfg
+        ids_file = os.path.join(self.a.work, "ids.txt")
+        procs = {}
+        try:
+            for name, enabled in (("on", "true"), ("off", "false")):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = sock.getsockname()[1]
+                env = {k: v for k, v in os.environ.items()
+                       if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
+                env.update({
+                    "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
+                    "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
+                    "GENE_API__METRICS__ENABLED": enabled, "GENE_API__DATA__SOURCE": self.a.data,
+                    "RUST_LOG": "warn",
+                })
+                log_file = open(os.path.join(self.a.work, f"api-metrics-{name}.log"), "wb")
+                procs[name] = (subprocess.Popen([self.a.binary, "api"], env=env, stdout=log_file,
+                                                stderr=subprocess.STDOUT), port)
+            for name, (proc, port) in procs.items():
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        if Http(port, timeout=2).request("GET", "/ready")[0] == 200:
+                            break
+                    except (OSError, BenchError):
+                        pass
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise BenchError(f"the metrics-{name} api did not get ready")
+                    time.sleep(0.1)
+            rps = {"on": [], "off": []}
+            for i in range(c["metrics_rounds"]):
+                for name in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                    out = run_tool(
+                        ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
+                         "-d", f"{c['metrics_secs']}s", "--timeout", "5s",
+                         "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{procs[name][1]}"],
+                        env={"BENCH_IDS": ids_file},
+                        timeout=c["metrics_secs"] + 60,
+                    )
+                    w = wrk_json(out)
+                    bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
+                    if w["requests"] == 0 or bad:
+                        raise BenchError(f"wrk against the metrics-{name} api: {w['requests']} requests, {bad} errors")
+                    rps[name].append(w["requests"] / (w["duration_us"] / 1e6))
+            # The "on" process really counted them; the "off" one has no /metrics.
+            status, _, body = Http(procs["on"][1]).request("GET", "/metrics")
+            if status != 200 or b'route="/genes/{hgnc_id}"' not in body:
+                raise BenchError(f"GET /metrics of the metrics-on api: {status}, no /genes/{{hgnc_id}} series")
+            if Http(procs["off"][1]).request("GET", "/metrics")[0] != 404:
+                raise BenchError("the metrics-off api answers /metrics")
+        finally:
+            for proc, _ in procs.values():
+                proc.terminate()
+            for proc, _ in procs.values():
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
+        self.raw["metrics_cost"] = {"on_req_s": rps["on"], "off_req_s": rps["off"],
+                                    "on_median": on, "off_median": off, "ratio": on / off}
+        log(f"point reads, metrics on {on:.0f} req/s, off {off:.0f} req/s (medians of {len(rps['on'])}): "
+            f"ratio {on / off:.3f}")
+
     def sse_fanout(self):
         """Many idle GET /events clients on one api process: its RSS growth, and
         how long a state change takes to reach the clients (from the event's
@@ -929,6 +1003,11 @@ class Bench:
         R(f"7 SSE delivery latency p99 ({e['clients']} clients)", e["latency_ms_p99"], "ms",
           e["one_client_latency_ms_p99"], "the same with 1 client", e["latency_ms_p99"] / max(e["one_client_latency_ms_p99"], 0.01))
 
+        m = r["metrics_cost"]
+        R(f"8 point reads with metrics on (median of {len(m['on_req_s'])} turns)", m["on_median"], "req/s",
+          m["off_median"], "the same, metrics off (GENE_API__METRICS__ENABLED=false)", m["ratio"],
+          ">= 0.95 x ref", m["ratio"] >= 0.95)
+
     def print_table(self):
         def fmt(v):
             if v is None:
@@ -1002,6 +1081,7 @@ class Bench:
             ("4 plots", self.plots),
             ("5 job pipeline", self.pipeline),
             ("7 SSE fan-out", self.sse_fanout),
+            ("8 metrics cost", self.metrics_cost),
             ("6 footprint (end)", self.footprint_end),
         ]
         for name, fn in steps:

@@ -30,12 +30,20 @@ const BATCH_BYTES: usize = 4 << 20;
 const DATA_CHUNK: u64 = 512 * 1024;
 
 /// What a finished load reports, stored as the version's `meta`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LoadSummary {
+    /// Gene records in the set.
     pub records: u64,
+    /// Size of the source file, in bytes.
     pub source_bytes: u64,
+    /// Where it was read from (the server's `data.source`).
     pub source: String,
+    /// The stored version's name (the load job's id).
     pub version: String,
+    /// When the set was stored (RFC 3339, UTC); absent in sets stored by
+    /// versions before 0.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
 }
 
 /// Sends commands in pipelines of about [`BATCH_BYTES`] of payload each: no
@@ -81,6 +89,7 @@ pub async fn store_and_swap(
         source_bytes: set.source_bytes(),
         source: source.to_string(),
         version: version.to_string(),
+        loaded_at: Some(crate::jobs::now()),
     };
     let staging = keys.staging_genes(version);
     let [blob, ids, stats, meta] =
@@ -177,6 +186,20 @@ pub async fn current_part(
         .arg(part)
         .invoke_async(conn)
         .await
+}
+
+/// What the live data set is (records, source, when loaded), or None when no data is loaded.
+pub async fn summary(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<LoadSummary>> {
+    let Some(meta) = current_part(conn, keys, "meta").await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&meta).map(Some).map_err(|e| {
+        redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "the data set's summary is not valid JSON",
+            e.to_string(),
+        ))
+    })
 }
 
 /// The live version's name and the length of its `blob`, or None when no data is loaded.

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 pub use dataset::{
     current_blob, current_part, delete_all, get_gene, is_loaded, store_and_swap, stream_blob,
-    LoadSummary, OLD_VERSION_GRACE_SECS,
+    summary, LoadSummary, OLD_VERSION_GRACE_SECS,
 };
 pub use parse::{parse_source, DataSet};
 pub use source::fetch_source;

@@ -28,7 +28,7 @@ use crate::store::{redis_is_transient, Store};
 
 /// What a job does. This is also the command carried by the stream entry, so a
 /// worker needs nothing but the entry to run it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Command {
     /// Fetch the configured source and swap it in as the live data set.

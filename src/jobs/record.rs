@@ -15,7 +15,7 @@ use crate::store::{Conn, Keys};
 /// Unfinished records expire after this long, so even a lost job cannot leak a key.
 pub const UNFINISHED_TTL_SECS: u64 = 7 * 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Load,
@@ -47,7 +47,7 @@ impl std::str::FromStr for JobKind {
 /// failure goes `running` -> `retrying` -> `running` (up to `max_attempts`
 /// runs); `queued` and `retrying` jobs can be `cancelled`; `failed` and
 /// `cancelled` ones can be queued again (POST /jobs/<id>/retry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -104,7 +104,7 @@ impl std::str::FromStr for JobStatus {
 }
 
 /// A job as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: Uuid,
     pub kind: JobKind,
@@ -116,14 +116,19 @@ pub struct Job {
     /// Runs after which a transient failure is final.
     #[serde(default)]
     pub max_attempts: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     /// While `retrying`: when the next run is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
     /// Why it failed (or, while `retrying`, why the last run failed), in words
     /// a user can act on.

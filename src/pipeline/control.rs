@@ -29,7 +29,7 @@ pub enum ControlError {
 }
 
 /// One dead-lettered entry, as GET /jobs/dead lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadEntry {
     /// The entry's id in the dead-letter stream (what requeue and drop take).
     pub entry_id: String,
@@ -42,7 +42,7 @@ pub struct DeadEntry {
 }
 
 /// GET /jobs/stats.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Jobs in the index (the newest `jobs_index_max`) by state; every state is listed.
     pub jobs: BTreeMap<&'static str, u64>,
@@ -54,7 +54,7 @@ pub struct Stats {
     pub scheduled_retries: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     /// Entries in the stream (acknowledged ones included, until trimmed).
     pub length: u64,
@@ -64,7 +64,7 @@ pub struct StreamStats {
     pub pending: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsumerStats {
     pub name: String,
     pub pending: u64,
@@ -72,11 +72,25 @@ pub struct ConsumerStats {
     pub idle_ms: u64,
 }
 
+/// The queue's state, as [`Pipeline::backlog`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    pub length: u64,
+    pub lag: Option<u64>,
+    pub pending: u64,
+    pub group_exists: bool,
+    pub dead_letters: u64,
+    pub scheduled_retries: u64,
+}
+
 /// A script's `{tag, record}` reply.
+/// `{'missing'}` has one element (Lua ends a table at its first nil), so the
+/// reply is read as a list, not a pair.
 fn tagged(reply: Value) -> RedisResult<(String, Option<Job>)> {
-    let (tag, record): (String, Option<String>) =
-        redis::from_redis_value(reply).map_err(RedisError::from)?;
-    Ok((tag, record.as_deref().and_then(jobs::parse_record)))
+    let parts: Vec<String> = redis::from_redis_value(reply).map_err(RedisError::from)?;
+    let mut parts = parts.into_iter();
+    let tag = parts.next().unwrap_or_default();
+    Ok((tag, parts.next().as_deref().and_then(jobs::parse_record)))
 }
 
 impl Pipeline {
@@ -98,6 +112,7 @@ impl Pipeline {
             (tag, Some(job)) if tag == "cancelled_now" || job.status == JobStatus::Cancelled => {
                 if tag == "cancelled_now" {
                     tracing::info!(job_id = %id, "job cancelled");
+                    crate::monitoring::job_finished(job.kind, JobStatus::Cancelled);
                 }
                 Ok(job)
             }
@@ -211,6 +226,43 @@ impl Pipeline {
         for job in jobs::all_indexed(&mut conn, keys).await? {
             *counts.entry(job.status.as_str()).or_default() += 1;
         }
+        let backlog = self.backlog().await?;
+        let consumers: StreamInfoConsumersReply = if backlog.group_exists {
+            redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(keys.stream())
+                .arg(keys.group())
+                .query_async(&mut conn)
+                .await?
+        } else {
+            StreamInfoConsumersReply::default()
+        };
+        Ok(Stats {
+            jobs: counts,
+            stream: StreamStats {
+                length: backlog.length,
+                lag: backlog.lag,
+                pending: backlog.pending,
+            },
+            consumers: consumers
+                .consumers
+                .into_iter()
+                .map(|c| ConsumerStats {
+                    name: c.name,
+                    pending: c.pending as u64,
+                    idle_ms: c.idle as u64,
+                })
+                .collect(),
+            dead_letters: backlog.dead_letters,
+            scheduled_retries: backlog.scheduled_retries,
+        })
+    }
+
+    /// The stream's length, lag and pending count, the dead letters and the
+    /// scheduled retries: a few O(1) reads (what `/metrics` reads per scrape).
+    pub async fn backlog(&self) -> RedisResult<Backlog> {
+        let keys = &self.store.keys;
+        let mut conn = self.store.data.clone();
         let (length, dead_letters, scheduled_retries): (u64, u64, u64) = redis::pipe()
             .cmd("XLEN")
             .arg(keys.stream())
@@ -228,32 +280,11 @@ impl Pipeline {
             .await
             .unwrap_or_default();
         let group = groups.groups.into_iter().find(|g| g.name == keys.group());
-        let consumers: StreamInfoConsumersReply = if group.is_some() {
-            redis::cmd("XINFO")
-                .arg("CONSUMERS")
-                .arg(keys.stream())
-                .arg(keys.group())
-                .query_async(&mut conn)
-                .await?
-        } else {
-            StreamInfoConsumersReply::default()
-        };
-        Ok(Stats {
-            jobs: counts,
-            stream: StreamStats {
-                length,
-                lag: group.as_ref().and_then(|g| g.lag).map(|n| n as u64),
-                pending: group.as_ref().map(|g| g.pending as u64).unwrap_or(0),
-            },
-            consumers: consumers
-                .consumers
-                .into_iter()
-                .map(|c| ConsumerStats {
-                    name: c.name,
-                    pending: c.pending as u64,
-                    idle_ms: c.idle as u64,
-                })
-                .collect(),
+        Ok(Backlog {
+            length,
+            lag: group.as_ref().and_then(|g| g.lag).map(|n| n as u64),
+            pending: group.as_ref().map(|g| g.pending as u64).unwrap_or(0),
+            group_exists: group.is_some(),
             dead_letters,
             scheduled_retries,
         })

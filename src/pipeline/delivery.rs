@@ -118,7 +118,9 @@ impl Pipeline {
                 }
             };
 
+            let timer = crate::monitoring::RunTimer::start(job.kind);
             let outcome = self.run_with_upkeep(consumer, raw, &mut job, &command).await;
+            drop(timer);
             let finish = match outcome {
                 Ok(result) => {
                     job.mark_done(result);
@@ -143,9 +145,10 @@ impl Pipeline {
                     Finish::Ack
                 }
             };
-            self.write_if_owner(&mut conn, consumer, raw, &job, finish)
-                .await
-                .map(drop)
+            if self.write_if_owner(&mut conn, consumer, raw, &job, finish).await? {
+                crate::monitoring::job_finished(job.kind, job.status);
+            }
+            Ok(())
         }
         .instrument(span)
         .await
@@ -265,6 +268,7 @@ impl Pipeline {
     ) -> RedisResult<()> {
         let keys = &self.store.keys;
         tracing::error!(entry = %entry.id, ?job_id, deliveries, reason, "dead-lettering entry");
+        crate::monitoring::job_dead_lettered();
         let mut fields: Vec<(String, Vec<u8>)> = vec![
             ("entry".into(), entry.id.clone().into_bytes()),
             ("reason".into(), reason.as_bytes().to_vec()),

@@ -30,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
 
-pub use control::{ControlError, DeadEntry, Stats};
+pub use control::{Backlog, ControlError, DeadEntry, Stats};
 pub use reclaimer::Reclaimer;
 pub use scheduler::Scheduler;
 pub use worker::{StepOutcome, Worker};
@@ -131,6 +131,7 @@ impl Pipeline {
             return Err(SubmitError::NoData);
         }
         tracing::info!(job_id = %id, "job queued");
+        crate::monitoring::job_submitted(job.kind);
         Ok(job)
     }
 

@@ -26,7 +26,7 @@ pub use stats::{chromosome_of, PlotStats, StatsBuilder};
 
 /// Which chart to draw. Serialized, parsed and displayed in snake_case:
 /// `"locus_group"`, `"chromosome"`, `"approval_year"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlotKind {
     /// Bar chart of genes per locus group, with the count and share on each bar.
@@ -92,10 +92,14 @@ impl fmt::Display for PlotKind {
 ///
 /// Serialized as `{"width": W, "height": H}`. Deserializing validates the
 /// range like [`ImageSize::new`]; a missing side takes its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "ImageSizeFields")]
 pub struct ImageSize {
+    /// Pixels, 200 to 4000.
+    #[schema(minimum = 200, maximum = 4000)]
     width: u32,
+    /// Pixels, 200 to 4000.
+    #[schema(minimum = 200, maximum = 4000)]
     height: u32,
 }
 

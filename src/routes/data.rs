@@ -6,17 +6,25 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::docs::{Deleted, EmptyBody, Gene};
 use super::{accepted, json_with, prefer_wait, respond, small_body, with, AppState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::genes;
+use crate::genes::LoadSummary;
 use crate::jobs::Command;
+use crate::jobs::Job;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
-/// `GET /data`, `POST /data`, `DELETE /data`.
+/// `GET /data`, `POST /data`, `DELETE /data`, `GET /data/info`.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let store = state.pipeline.store.clone();
-    warp::path!("data").and(
+    let info = warp::path!("data" / "info")
+        .and(warp::get())
+        .and(with(store.clone()))
+        .then(data_info)
+        .map(respond);
+    let data = warp::path!("data").and(
         warp::get()
             .and(with(store.clone()))
             .then(get_data)
@@ -33,7 +41,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
                 .then(delete_data)
                 .map(respond))
             .unify(),
-    )
+    );
+    info.or(data).unify()
 }
 
 /// POST /data takes no parameters: the source is the server's to choose.
@@ -58,6 +67,14 @@ pub(super) fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/data", tag = "data",
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+    request_body(content = Option<EmptyBody>, description = "Nothing, or `{}`: the source is the server's (`GENE_API__DATA__SOURCE`)", content_type = "application/json"),
+    responses((status = 202, description = "A load of the configured source: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn post_data(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
     check_load_body(&body)?;
     let job = state.pipeline.submit(load_command(&state.pipeline)).await?;
@@ -71,6 +88,11 @@ pub(super) fn load_command(pipeline: &Pipeline) -> Command {
     }
 }
 
+#[utoipa::path(
+    get, path = "/data", tag = "data",
+    responses((status = 200, description = "Every gene record of the live data set", body = [Gene]),
+        (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn get_data(store: Store) -> Result<Response, ApiError> {
     let (stream, len) = genes::stream_blob(&mut store.data.clone(), &store.keys)
         .await?
@@ -85,6 +107,24 @@ async fn get_data(store: Store) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
+#[utoipa::path(
+    get, path = "/data/info", tag = "data",
+    responses((status = 200, description = "What the live data set is: records, source, when it was loaded", body = LoadSummary),
+        (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
+async fn data_info(store: Store) -> Result<Response, ApiError> {
+    let summary = genes::summary(&mut store.data.clone(), &store.keys)
+        .await?
+        .ok_or_else(ApiError::no_data)?;
+    Ok(json_with(StatusCode::OK, &summary))
+}
+
+#[utoipa::path(
+    delete, path = "/data", tag = "data",
+    responses((status = 200, description = "The data set is removed (`deleted` is the record count, 0 when none was loaded)", body = Deleted),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn delete_data(store: Store) -> Result<Response, ApiError> {
     let n = genes::delete_all(&mut store.data.clone(), &store.keys).await?;
     Ok(json_with(

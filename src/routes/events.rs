@@ -7,9 +7,10 @@ use futures_util::StreamExt;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::docs::SseEvent;
 use super::jobs::{sse_event, sse_reply};
 use super::{only_params, respond, typed_param, with, AppState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::events::Hub;
 use crate::jobs::JobKind;
 use crate::store::stream_id_key;
@@ -25,6 +26,14 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         .map(respond)
 }
 
+#[utoipa::path(
+    get, path = "/events", tag = "jobs",
+    params(("kind" = Option<JobKind>, Query, description = "Only jobs of this kind"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (`<ms>-<seq>`, an `id:` line)", pattern = "^[0-9]+-[0-9]+$")),
+    responses((status = 200, description = "Server-sent events, endless: every job's state changes. `event:` is the state, `data:` the job, `id:` the event id", content_type = "text/event-stream", body = SseEvent),
+        (status = 400, description = "A bad `kind` or `Last-Event-ID`", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn events(
     query: HashMap<String, String>,
     last_event_id: Option<String>,

@@ -9,13 +9,14 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::docs::{Deleted, PlotParams};
 use super::{
     accepted, job_not_found, json_with, parse_job_id, prefer_wait, respond, small_body, with,
     AppState,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::images;
-use crate::jobs::{self, Command, JobKind, JobStatus};
+use crate::jobs::{self, Command, Job, JobKind, JobStatus};
 use crate::plot::{ImageSize, PlotKind};
 use crate::store::Store;
 
@@ -140,6 +141,19 @@ pub(super) fn parse_plot(
     Ok((kind, size))
 }
 
+#[utoipa::path(
+    post, path = "/image", tag = "images",
+    params(("kind" = Option<PlotKind>, Query, description = "The chart (default locus_group)"),
+        ("width" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 1000)", minimum = 200, maximum = 4000),
+        ("height" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 600)", minimum = 200, maximum = 4000),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+    request_body(content = Option<PlotParams>, description = "Optional: the same parameters as JSON; the query wins", content_type = "application/json"),
+    responses((status = 202, description = "A plot job: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody),
+        (status = 409, description = "No data set is loaded, so there is nothing to plot (`no_data`)", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn post_image(
     query: HashMap<String, String>,
     state: AppState,
@@ -152,6 +166,12 @@ async fn post_image(
     accepted(&state, job, wait).await
 }
 
+#[utoipa::path(
+    get, path = "/image", tag = "images",
+    responses((status = 200, description = "The newest PNG", content_type = "image/png", body = Vec<u8>, headers(("X-Job-Id" = String, description = "The plot job that made it"))),
+        (status = 404, description = "There is no image (`no_image`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn get_latest_image(store: Store) -> Result<Response, ApiError> {
     let (id, bytes) = images::latest(&mut store.images.clone(), &store.keys)
         .await?
@@ -166,6 +186,15 @@ fn no_image() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get, path = "/image/{job_id}", tag = "images",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 200, description = "The job's PNG", content_type = "image/png", body = Vec<u8>, headers(("X-Job-Id" = String, description = "The job id"))),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`), a load job (`not_a_plot_job`), or the image was deleted (`image_deleted`)", body = ErrorBody),
+        (status = 409, description = "The job is not done (`job_not_done`), was cancelled or failed", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     if let Some(bytes) = images::get(&mut store.images.clone(), &store.keys, &id).await? {
@@ -205,6 +234,12 @@ async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
     })
 }
 
+#[utoipa::path(
+    delete, path = "/image", tag = "images",
+    responses((status = 200, description = "Every image is removed", body = Deleted),
+        (status = 404, description = "There was no image (`no_image`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn delete_images(store: Store) -> Result<Response, ApiError> {
     let n = images::delete_all(&mut store.images.clone(), &store.keys).await?;
     if n == 0 {
@@ -216,6 +251,14 @@ async fn delete_images(store: Store) -> Result<Response, ApiError> {
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/image/{job_id}", tag = "images",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 200, description = "The image is removed", body = Deleted),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "There is no image for that job (`image_not_found`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn delete_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     if !images::delete(&mut store.images.clone(), &store.keys, &id).await? {

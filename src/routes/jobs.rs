@@ -12,14 +12,16 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::docs::JobRequest;
+use super::docs::SseEvent;
 use super::{
     accepted, data, image, job_not_found, json_with, limit_param, only_params, parse_job_id,
     prefer_wait, respond, small_body, typed_param, with, wrong_state, AppState,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::events::{Event, Hub};
-use crate::jobs::{self, Command, Cursor, JobFilter, JobStatus};
-use crate::pipeline::{ControlError, Pipeline};
+use crate::jobs::{self, Command, Cursor, Job, JobFilter, JobKind, JobStatus};
+use crate::pipeline::{ControlError, Pipeline, Stats};
 use crate::store::Store;
 
 /// `POST /jobs`, `GET /jobs`, `GET /jobs/stats`, `GET|DELETE /jobs/<id>`,
@@ -84,6 +86,16 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 
 /// `POST /jobs` `{"kind": "load"}` or `{"kind": "plot", "plot": ..., "width": ..., "height": ...}`:
 /// the same checks and answers as POST /data and POST /image.
+#[utoipa::path(
+    post, path = "/jobs", tag = "jobs",
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+    request_body(content = JobRequest, content_type = "application/json"),
+    responses((status = 202, description = "A job of that kind: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 400, description = "Malformed body, unknown kind or bad plot parameters", body = ErrorBody),
+        (status = 409, description = "A plot while no data set is loaded (`no_data`)", body = ErrorBody),
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn post_job(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
     let command = parse_job_request(&state, &body).await?;
     let job = state.pipeline.submit(command).await?;
@@ -126,6 +138,15 @@ async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, Api
 /// What GET /jobs takes.
 const LIST_PARAMS: [&str; 4] = ["status", "kind", "limit", "cursor"];
 
+#[utoipa::path(
+    get, path = "/jobs", tag = "jobs",
+    params(("status" = Option<JobStatus>, Query, description = "Only jobs in this state"),
+        ("kind" = Option<JobKind>, Query, description = "Only jobs of this kind"),
+        ("limit" = Option<usize>, Query, description = "At most this many (1 to `http.jobs_list_limit`, default that)", minimum = 1),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended: the `cursor` of its `Link` header")),
+    responses((status = 200, description = "Jobs, newest first", body = [Job], headers(("Link" = String, description = "`</jobs?...&cursor=...>; rel=\"next\"` when there are more"))),
+        (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn list_jobs(
     query: HashMap<String, String>,
     store: Store,
@@ -162,10 +183,23 @@ async fn list_jobs(
     Ok(resp)
 }
 
+#[utoipa::path(
+    get, path = "/jobs/stats", tag = "jobs",
+    responses((status = 200, description = "Counts by state, the stream's backlog, the consumers, the dead letters", body = Stats),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn stats(pipeline: Pipeline) -> Result<Response, ApiError> {
     Ok(json_with(StatusCode::OK, &pipeline.stats().await?))
 }
 
+#[utoipa::path(
+    get, path = "/jobs/{job_id}", tag = "jobs",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 200, description = "The job", body = Job),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
@@ -175,6 +209,15 @@ async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
 }
 
 /// `DELETE /jobs/<id>`: cancels a `queued` or `retrying` job.
+#[utoipa::path(
+    delete, path = "/jobs/{job_id}", tag = "jobs",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 200, description = "The job, `cancelled` (also when it already was)", body = Job),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
+        (status = 409, description = "The job is running (`job_running`) or finished (`job_finished`); the job in `job`", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     match pipeline.cancel(&id).await {
@@ -197,6 +240,15 @@ async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiE
 }
 
 /// `POST /jobs/<id>/retry`: queues a `failed` or `cancelled` job again.
+#[utoipa::path(
+    post, path = "/jobs/{job_id}/retry", tag = "jobs",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 202, description = "The job, queued again under the same id, attempts from 0", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
+        (status = 409, description = "Only failed or cancelled jobs can be retried (`job_not_retryable`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn retry_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     match pipeline.retry(&id).await {
@@ -233,6 +285,14 @@ fn control_error(e: ControlError, id: &Uuid) -> ApiError {
 
 /// `GET /jobs/<id>/events`: the job's current state, then each change, as
 /// server-sent events; the stream ends after a final state.
+#[utoipa::path(
+    get, path = "/jobs/{job_id}/events", tag = "jobs",
+    params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
+    responses((status = 200, description = "Server-sent events: the job's state now, then each change; ends after a final state. `event:` is the state, `data:` the job", content_type = "text/event-stream", body = SseEvent),
+        (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
 async fn job_events(raw_id: String, store: Store, hub: Hub) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     // Subscribe before reading the record, so no change falls in between.

@@ -9,12 +9,17 @@
 //! `Result<Response, ApiError>`; [`respond`] is the one place that turns an
 //! error into its JSON answer.
 
+mod dashboard;
 mod data;
 mod dead;
+mod docs;
 mod events;
 mod genes;
 mod image;
 mod jobs;
+mod metrics;
+
+pub use docs::ApiDoc;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,11 +32,12 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::error::{recover, ApiError};
+use crate::error::{recover, ApiError, ErrorBody};
 use crate::events::Hub;
 use crate::jobs::{Job, JobStatus};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
+use docs::Health;
 
 /// Largest request body any route reads.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -42,11 +48,23 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// This process's reader of the job events (SSE, `Prefer: wait`).
     pub hub: Hub,
+    /// The metrics recorder's handle; None when metrics are off.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The whole API, with request tracing and JSON errors.
 pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     health_and_ready(state.pipeline.store.clone())
+        .or(metrics::route(
+            state.metrics.clone(),
+            state.pipeline.clone(),
+            true,
+        ))
+        .unify()
+        .or(dashboard::routes())
+        .unify()
+        .or(docs::routes())
+        .unify()
         .or(data::routes(&state))
         .unify()
         .or(genes::routes(&state))
@@ -64,22 +82,25 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .with(warp::log::custom(access_log))
 }
 
-/// One line per request. Probes (`/health`, `/ready`) are asked every few
-/// seconds by every orchestrator: they are logged at debug, so that they do
-/// not drown the requests people make.
+/// One line per request, and its metrics. Probes and scrapes (`/health`,
+/// `/ready`, `/metrics`) are asked every few seconds by every orchestrator:
+/// they are logged at debug, so that they do not drown the requests people make.
 fn access_log(info: warp::log::Info<'_>) {
     let (method, path, status) = (info.method().as_str(), info.path(), info.status().as_u16());
+    crate::monitoring::http_request(route_template(path), method, status, info.elapsed());
     let elapsed_ms = info.elapsed().as_secs_f64() * 1000.0;
-    if matches!(path, "/health" | "/ready") {
+    if matches!(path, "/health" | "/ready" | "/metrics") {
         tracing::debug!(method, path, status, elapsed_ms, "request");
     } else {
         tracing::info!(method, path, status, elapsed_ms, "request");
     }
 }
 
-/// Only /health and /ready: what `gene-api worker` serves for probes.
+/// /health, /ready and /metrics: what `gene-api worker` serves for probes and scrapes.
 pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    health_and_ready(state.pipeline.store)
+    health_and_ready(state.pipeline.store.clone())
+        .or(metrics::route(state.metrics, state.pipeline, false))
+        .unify()
         .recover(recover)
         .unify()
         .with(warp::log::custom(access_log))
@@ -87,9 +108,7 @@ pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
 
 /// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).
 fn health_and_ready(store: Store) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let health = warp::path!("health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let health = warp::path!("health").and(warp::get()).then(health);
     let ready = warp::path!("ready")
         .and(warp::get())
         .and(with(store))
@@ -97,6 +116,11 @@ fn health_and_ready(store: Store) -> impl Filter<Extract = (Response,), Error = 
     health.or(ready).unify()
 }
 
+#[utoipa::path(
+    get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "Both Redis databases answer", body = Health),
+        (status = 503, description = "Redis does not answer (`not_ready`)", body = ErrorBody))
+)]
 async fn ready(store: Store) -> Response {
     if store.ping().await {
         json_with(StatusCode::OK, &serde_json::json!({"status": "ready"}))
@@ -109,6 +133,47 @@ async fn ready(store: Store) -> Response {
             }),
         )
     }
+}
+
+/// The route template a path belongs to, as the metrics label it: ids become
+/// `{id}`, and paths no route takes are one label, so that no client can grow
+/// the label set.
+fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    match segments.as_slice() {
+        [""] => "/",
+        ["health"] => "/health",
+        ["ready"] => "/ready",
+        ["metrics"] => "/metrics",
+        ["openapi.json"] => "/openapi.json",
+        ["docs"] => "/docs",
+        ["docs", ..] => "/docs/{file}",
+        ["data"] => "/data",
+        ["data", "info"] => "/data/info",
+        ["genes"] => "/genes",
+        ["genes", _] => "/genes/{hgnc_id}",
+        ["events"] => "/events",
+        ["image"] => "/image",
+        ["image", _] => "/image/{job_id}",
+        ["jobs"] => "/jobs",
+        ["jobs", "stats"] => "/jobs/stats",
+        ["jobs", "dead"] => "/jobs/dead",
+        ["jobs", "dead", _] => "/jobs/dead/{entry_id}",
+        ["jobs", "dead", _, "requeue"] => "/jobs/dead/{entry_id}/requeue",
+        ["jobs", _] => "/jobs/{job_id}",
+        ["jobs", _, "retry"] => "/jobs/{job_id}/retry",
+        ["jobs", _, "events"] => "/jobs/{job_id}/events",
+        _ => "unmatched",
+    }
+}
+
+/// The process runs (liveness).
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health))
+)]
+async fn health() -> Response {
+    json_with(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
 /// Hands a clone of `value` to the handler (warp's `with_state` idiom).
@@ -285,4 +350,29 @@ fn job_not_found(id: &Uuid) -> ApiError {
         "job_not_found",
         format!("no job {id} (finished jobs are kept for a limited time)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_template;
+
+    #[test]
+    fn templates_keep_label_sets_bounded() {
+        assert_eq!(route_template("/genes/HGNC:5"), "/genes/{hgnc_id}");
+        assert_eq!(route_template("/genes"), "/genes");
+        assert_eq!(
+            route_template("/jobs/0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d/retry"),
+            "/jobs/{job_id}/retry"
+        );
+        assert_eq!(route_template("/jobs/stats"), "/jobs/stats");
+        assert_eq!(
+            route_template("/jobs/dead/1-0/requeue"),
+            "/jobs/dead/{entry_id}/requeue"
+        );
+        assert_eq!(route_template("/"), "/");
+        assert_eq!(route_template("/docs/swagger-ui.css"), "/docs/{file}");
+        for junk in ["/etc/passwd", "/genes/a/b", "/jobs/x/y/z", "//", "/data/"] {
+            assert_eq!(route_template(junk), "unmatched", "{junk}");
+        }
+    }
 }

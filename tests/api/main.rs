@@ -4,6 +4,7 @@ mod errors;
 mod helpers;
 mod image;
 mod jobs;
+mod operate;
 mod resilience;
 #[allow(dead_code)]
 mod sse;

@@ -1,0 +1,311 @@
+//! `GET /openapi.json`, the contract, generated from the handlers'
+//! `#[utoipa::path]` annotations and the types they answer with; `GET /docs`,
+//! Swagger UI, whose files are compiled into the binary (`vendored`), so it
+//! works with no internet.
+//!
+//! The types below exist for the contract only: what a route returns as raw
+//! JSON (a gene record is stored as HGNC publishes it) or builds with
+//! `json!`, described for clients.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::json_with;
+use crate::error::ApiError;
+
+/// The whole API, as OpenAPI 3.1.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gene-api",
+        description = "The HGNC gene data set over HTTP, with Redis Streams jobs and PNG plots. \
+            Every error answer is `{\"error\": code, \"message\": text}`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(
+        super::health, super::ready,
+        super::metrics::scrape, openapi_json, docs_index, docs_file,
+        super::dashboard::index,
+        super::data::get_data, super::data::post_data, super::data::delete_data,
+        super::data::data_info,
+        super::genes::get_genes, super::genes::get_gene,
+        super::jobs::list_jobs, super::jobs::post_job, super::jobs::stats,
+        super::jobs::get_job, super::jobs::cancel_job, super::jobs::retry_job,
+        super::jobs::job_events,
+        super::dead::list_dead, super::dead::requeue_dead, super::dead::drop_dead,
+        super::events::events,
+        super::image::get_latest_image, super::image::post_image, super::image::delete_images,
+        super::image::get_image, super::image::delete_image,
+    ),
+    tags(
+        (name = "data", description = "The data set: load it, read it whole, remove it"),
+        (name = "genes", description = "Genes by HGNC id"),
+        (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, dead letters"),
+        (name = "images", description = "Plots: make one (a job), fetch the PNG"),
+        (name = "operations", description = "Probes, metrics, this contract, the dashboard"),
+    )
+)]
+pub struct ApiDoc;
+
+/// A gene record as HGNC publishes it (`hgnc_complete_set.json`); only the
+/// commonest fields are listed, and every other field HGNC has is passed on.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Gene {
+    /// e.g. `HGNC:5`
+    hgnc_id: String,
+    /// The approved symbol, e.g. `A1BG`
+    symbol: String,
+    name: Option<String>,
+    locus_group: Option<String>,
+    locus_type: Option<String>,
+    status: Option<String>,
+    /// Cytogenetic location, e.g. `19q13.43`
+    location: Option<String>,
+    alias_symbol: Option<Vec<String>>,
+    prev_symbol: Option<Vec<String>>,
+    entrez_id: Option<String>,
+    ensembl_gene_id: Option<String>,
+    date_approved_reserved: Option<String>,
+}
+
+/// What a DELETE removed.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Deleted {
+    /// How many things (records, images, entries) were removed.
+    deleted: u64,
+    message: String,
+}
+
+/// `POST /data` takes nothing, or an empty object.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// A plot's parameters, as `POST /image` takes them in a JSON body.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PlotParams {
+    /// The chart (default locus_group).
+    kind: Option<crate::plot::PlotKind>,
+    /// Pixels (default 1000).
+    #[schema(minimum = 200, maximum = 4000)]
+    width: Option<u32>,
+    /// Pixels (default 600).
+    #[schema(minimum = 200, maximum = 4000)]
+    height: Option<u32>,
+}
+
+/// `POST /jobs`: a load of the configured source, or a plot.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+pub enum JobRequest {
+    /// `{"kind": "load"}`
+    Load {},
+    /// `{"kind": "plot", "plot": "chromosome", "width": 1000, "height": 600}`
+    Plot {
+        /// The chart (default locus_group).
+        plot: Option<crate::plot::PlotKind>,
+        #[schema(minimum = 200, maximum = 4000)]
+        width: Option<u32>,
+        #[schema(minimum = 200, maximum = 4000)]
+        height: Option<u32>,
+    },
+}
+
+/// A dead-letter entry put back on the stream.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Requeued {
+    /// The dead-letter entry that was requeued.
+    requeued: String,
+    /// The new stream entry.
+    entry_id: String,
+    /// The job, `queued` again.
+    job: Option<crate::jobs::Job>,
+}
+
+/// One server-sent event (keep-alive comments come between them).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// The job's state after the change.
+    event: crate::jobs::JobStatus,
+    /// The job record, as JSON (the same object `GET /jobs/{job_id}` answers).
+    #[schema(content_media_type = "application/json")]
+    data: String,
+    /// The event's id (`<ms>-<seq>`), for `Last-Event-ID`; the first event of
+    /// `/jobs/{job_id}/events` (the state when asked) has none.
+    id: Option<String>,
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    status: String,
+}
+
+/// `GET /openapi.json`, `GET /docs`, `GET /docs/<file>`.
+pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let spec = warp::path!("openapi.json")
+        .and(warp::get())
+        .then(openapi_json);
+    let index = warp::path!("docs").and(warp::get()).then(docs_index);
+    let file = warp::path!("docs" / String)
+        .and(warp::get())
+        .then(docs_file)
+        .map(super::respond);
+    spec.or(index).unify().or(file).unify()
+}
+
+fn spec_json() -> &'static str {
+    static SPEC: OnceLock<String> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    })
+}
+
+/// This contract, as OpenAPI 3.1 JSON.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
+)]
+async fn openapi_json() -> Response {
+    let mut r = Response::new(spec_json().into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn swagger_config() -> Arc<utoipa_swagger_ui::Config<'static>> {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .clone()
+}
+
+/// Swagger UI's page: `/docs` serves it, and its files come from `/docs/<file>`.
+#[utoipa::path(
+    get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "Swagger UI for this contract (no internet needed)", content_type = "text/html", body = String))
+)]
+async fn docs_index() -> Response {
+    // Swagger UI's index refers to its files relatively: from `/docs` they
+    // would be looked up at `/`, so its page is answered with a base of `/docs/`.
+    match utoipa_swagger_ui::serve("index.html", swagger_config()) {
+        Ok(Some(file)) => {
+            let html = String::from_utf8_lossy(&file.bytes).replacen(
+                "<head>",
+                "<head><base href=\"/docs/\">",
+                1,
+            );
+            let mut r = Response::new(html.into());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        _ => json_with(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"error": "internal", "message": "Swagger UI is missing from this build"}),
+        ),
+    }
+}
+
+/// One of Swagger UI's files (scripts, styles, icons).
+#[utoipa::path(
+    get, path = "/docs/{file}", tag = "operations",
+    params(("file" = String, Path, description = "A Swagger UI file, e.g. `swagger-ui.css`")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/css"), (String = "text/javascript"), (String = "text/html"),
+            (Vec<u8> = "image/png"), (String = "application/json"))),
+        (status = 404, description = "No such file (`not_found`)", body = crate::error::ErrorBody),
+    )
+)]
+async fn docs_file(file: String) -> Result<Response, ApiError> {
+    let missing = || ApiError::not_found("not_found", format!("Swagger UI has no file {file:?}"));
+    let found = utoipa_swagger_ui::serve(&file, swagger_config())
+        .map_err(|e| ApiError::Internal(format!("Swagger UI file {file}: {e}")))?
+        .ok_or_else(missing)?;
+    let mut r = Response::new(found.bytes.to_vec().into());
+    if let Ok(v) = HeaderValue::from_str(&found.content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(r.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_contract() {
+        let doc: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, method) in [
+            ("/", "get"),
+            ("/health", "get"),
+            ("/ready", "get"),
+            ("/metrics", "get"),
+            ("/openapi.json", "get"),
+            ("/docs", "get"),
+            ("/docs/{file}", "get"),
+            ("/data", "get"),
+            ("/data", "post"),
+            ("/data", "delete"),
+            ("/data/info", "get"),
+            ("/genes", "get"),
+            ("/genes/{hgnc_id}", "get"),
+            ("/jobs", "get"),
+            ("/jobs", "post"),
+            ("/jobs/stats", "get"),
+            ("/jobs/{job_id}", "get"),
+            ("/jobs/{job_id}", "delete"),
+            ("/jobs/{job_id}/retry", "post"),
+            ("/jobs/{job_id}/events", "get"),
+            ("/jobs/dead", "get"),
+            ("/jobs/dead/{entry_id}/requeue", "post"),
+            ("/jobs/dead/{entry_id}", "delete"),
+            ("/events", "get"),
+            ("/image", "get"),
+            ("/image", "post"),
+            ("/image", "delete"),
+            ("/image/{job_id}", "get"),
+            ("/image/{job_id}", "delete"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is not in the contract"
+            );
+        }
+        // Each documented path is a route template the metrics know.
+        for path in paths.keys() {
+            let concrete = path
+                .replace("{hgnc_id}", "HGNC:5")
+                .replace("{job_id}", "0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d")
+                .replace("{entry_id}", "1-0")
+                .replace("{file}", "index.css");
+            assert_ne!(
+                super::super::route_template(&concrete),
+                "unmatched",
+                "{path}"
+            );
+        }
+    }
+}
