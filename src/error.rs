@@ -176,7 +176,8 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::not_found(
             "not_found",
             "no such route; the routes are /data, /genes, /genes/<hgnc_id>, /jobs, /jobs/<id>, \
-             /image, /image/<job_id>, /health and /ready",
+             /image, /image/<job_id>, /events, /health, /ready and /metrics; GET /openapi.json \
+             lists them all, GET /docs shows them",
         )
     } else if let Some(e) = rejection.find::<ApiError>() {
         // Filters that parse input reject with an ApiError; rebuild it (it isn't Clone).
