@@ -9,8 +9,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::KeyRing;
 use crate::config::Settings;
 use crate::events::Hub;
+use crate::limits::Limits;
 use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Scheduler, Worker};
 use crate::routes::{self, AppState};
 use crate::store::Store;
@@ -46,6 +48,7 @@ pub struct Application {
     pipeline: Pipeline,
     listener: TcpListener,
     addr: SocketAddr,
+    keys: Arc<KeyRing>,
 }
 
 impl Application {
@@ -55,6 +58,7 @@ impl Application {
         let settings = Arc::new(settings);
         let store = Store::new(&settings.redis).context("invalid Redis settings")?;
         let pipeline = Pipeline::new(store, settings.clone());
+        let keys = Arc::new(load_keys(&settings, mode)?);
         let listener = match mode {
             Mode::Worker => bind_probe_port(&settings).await?,
             _ => bind(settings.http_addr()).await?,
@@ -65,6 +69,7 @@ impl Application {
             pipeline,
             listener,
             addr,
+            keys,
         })
     }
 
@@ -87,6 +92,7 @@ impl Application {
             pipeline,
             listener,
             addr,
+            keys,
         } = self;
         let settings = pipeline.settings.clone();
         if let Err(e) = pipeline.ensure_group().await {
@@ -101,26 +107,32 @@ impl Application {
             tasks.spawn(crate::monitoring::upkeep(handle.clone(), shutdown.clone()));
             handle
         });
+        let limits = Limits::new(&settings.limits);
         let state = AppState {
             pipeline: pipeline.clone(),
             hub: hub.clone(),
             metrics,
+            keys: keys.clone(),
+            limits: limits.clone(),
         };
-        let stop = shutdown.clone();
-        let graceful = async move { stop.cancelled().await };
         match mode {
             Mode::Worker => {
-                let server = warp::serve(routes::probes(state))
-                    .incoming(listener)
-                    .graceful(graceful);
-                tasks.spawn(server.run());
+                tasks.spawn(crate::server::serve(
+                    listener,
+                    routes::probes(state),
+                    settings.http.clone(),
+                    shutdown.clone(),
+                ));
             }
             Mode::Serve | Mode::Api => {
-                let server = warp::serve(routes::api(state))
-                    .incoming(listener)
-                    .graceful(graceful);
-                tasks.spawn(server.run());
+                tasks.spawn(crate::server::serve(
+                    listener,
+                    routes::api(state),
+                    settings.http.clone(),
+                    shutdown.clone(),
+                ));
                 tasks.spawn(hub.run());
+                tasks.spawn(limits.run(pipeline.clone(), shutdown.clone()));
             }
         }
         tracing::info!(%addr, ?mode, "listening");
@@ -168,6 +180,24 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The API keys, or an open service said loudly. A malformed keys file
+/// stops start-up (its message names the line).
+fn load_keys(settings: &Settings, mode: Mode) -> anyhow::Result<KeyRing> {
+    let auth = &settings.auth;
+    let Some(path) = &auth.keys_file else {
+        if mode != Mode::Worker {
+            tracing::warn!(
+                "NO API KEYS: anyone who reaches this port can load, delete and submit. \
+                 Set GENE_API__AUTH__KEYS_FILE (see `gene-api keygen --help` and the README's Security section)"
+            );
+        }
+        return Ok(KeyRing::default());
+    };
+    let ring = KeyRing::load(path, auth.protect_reads)?;
+    tracing::info!(keys = ring.len(), protect_reads = ring.protect_reads(), file = %path.display(), "API keys loaded");
+    Ok(ring)
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -25,6 +25,46 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub images: ImageSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// The keys file (`GENE_API__AUTH__KEYS_FILE`); unset: the service runs open.
+    #[serde(default)]
+    pub keys_file: Option<std::path::PathBuf>,
+    /// Reads need a key too (any scope).
+    pub protect_reads: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Requests a client may make per second (0: no limit), and in a burst.
+    pub requests_per_second: u32,
+    pub burst: u32,
+    /// Job submissions a client may make per second (0: no limit), and in a burst.
+    pub submissions_per_second: u32,
+    pub submission_burst: u32,
+    /// Behind a proxy: the header whose last address is the client's.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+    /// Submissions are refused (503 busy) while lag + pending exceeds this (0: never).
+    pub max_backlog: u64,
+    /// Concurrent event streams per client (0: no limit).
+    pub streams_per_client: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageSettings {
+    /// At most this many images are kept; the oldest go first (0: no limit).
+    pub max_count: u64,
+    /// At most this many bytes of PNG are kept (0: no limit).
+    pub max_bytes: u64,
+    /// Images expire after this long (0: never).
+    #[serde(deserialize_with = "secs", rename = "ttl_secs")]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +106,11 @@ pub struct HttpSettings {
     #[serde(rename = "max_wait_secs", deserialize_with = "secs")]
     pub max_wait: Duration,
     pub jobs_list_limit: usize,
+    /// Time a client has to send a request's headers (also bounds idle keep-alive).
+    #[serde(deserialize_with = "secs", rename = "header_timeout_secs")]
+    pub header_timeout: Duration,
+    /// Larger request heads are refused.
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,6 +33,18 @@ pub enum ApiError {
         message: String,
         job: Box<crate::jobs::Job>,
     },
+    /// 401: the route needs a key and none (or an unknown one) came.
+    #[error("this needs an API key: send Authorization: Bearer <key>")]
+    Unauthorized,
+    /// 403: a valid key whose scope is not enough.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: this client's budget is spent; `retry_after` seconds until it is not.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    /// 503: the job queue's backlog is over its limit; nothing was queued.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
     /// 405: the route exists but not with that method.
     #[error("this route does not take that method; see the API table in the README")]
     MethodNotAllowed,
@@ -96,6 +108,10 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -136,6 +152,10 @@ impl Reply for ApiError {
             Self::Conflict { code, message, job } => (*code, message.clone(), job.as_deref()),
             Self::JobFailed { message, job } => ("job_failed", message.clone(), Some(&**job)),
             Self::MethodNotAllowed => ("method_not_allowed", self.to_string(), None),
+            Self::Unauthorized => ("unauthorized", self.to_string(), None),
+            Self::Forbidden(m) => ("forbidden", m.clone(), None),
+            Self::TooManyRequests { message, .. } => ("rate_limited", message.clone(), None),
+            Self::Busy { message, .. } => ("busy", message.clone(), None),
             Self::PayloadTooLarge => ("payload_too_large", self.to_string(), None),
             Self::UnsupportedMediaType => ("unsupported_media_type", self.to_string(), None),
             Self::Unavailable(e) => {
@@ -161,9 +181,22 @@ impl Reply for ApiError {
             job,
         };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert("retry-after", warp::http::HeaderValue::from_static("2"));
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } | Self::Busy { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            Self::Unavailable(_) => Some(2),
+            _ => None,
+        };
+        let h = resp.headers_mut();
+        if let Some(secs) = retry_after {
+            h.insert("retry-after", warp::http::HeaderValue::from(secs));
+        }
+        if matches!(self, Self::Unauthorized) {
+            h.insert(
+                "www-authenticate",
+                warp::http::HeaderValue::from_static("Bearer realm=\"gene-api\""),
+            );
         }
         resp
     }
@@ -184,6 +217,23 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         match e {
             ApiError::BadRequest { code, message } => ApiError::bad_request(code, message.clone()),
             ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
+            ApiError::Unauthorized => ApiError::Unauthorized,
+            ApiError::Forbidden(m) => ApiError::Forbidden(m.clone()),
+            ApiError::TooManyRequests {
+                message,
+                retry_after,
+            } => ApiError::TooManyRequests {
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
+            ApiError::Busy {
+                message,
+                retry_after,
+            } => ApiError::Busy {
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
+            ApiError::NotFound { code, message } => ApiError::not_found(code, message.clone()),
             other => ApiError::Internal(other.to_string()),
         }
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {

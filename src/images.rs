@@ -1,5 +1,8 @@
 //! PNG images in db 1: `<p>:image:<job id>` holds the bytes, `<p>:images`
-//! orders the ids by creation time (for "the most recent image").
+//! orders the ids by creation time (for "the most recent image" and for
+//! eviction), `<p>:images:sizes` and `<p>:images:bytes` count the bytes kept.
+//! The images stay within `images.max_count` and `images.max_bytes`: storing
+//! one past a bound removes the oldest (see `src/lua/store_image.lua`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,23 +10,47 @@ use bytes::Bytes;
 use redis::{AsyncCommands, RedisResult};
 use uuid::Uuid;
 
+use crate::config::ImageSettings;
 use crate::lua;
 use crate::store::{Conn, Keys};
 
-/// Stores a plot job's image. Idempotent: a rerun overwrites the same key.
-pub async fn store(conn: &mut Conn, keys: &Keys, job_id: &Uuid, png: Vec<u8>) -> RedisResult<()> {
-    let score = SystemTime::now()
+/// Stores a plot job's image (a rerun overwrites the same key) and returns
+/// the ids of the images evicted to stay within the bounds.
+pub async fn store(
+    conn: &mut Conn,
+    keys: &Keys,
+    job_id: &Uuid,
+    png: Vec<u8>,
+    bounds: &ImageSettings,
+) -> RedisResult<Vec<String>> {
+    let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    redis::pipe()
-        .atomic()
-        .set(keys.image(job_id), png)
-        .ignore()
-        .zadd(keys.images_index(), job_id.to_string(), score)
-        .ignore()
-        .query_async(conn)
+    lua::STORE_IMAGE
+        .key(keys.image(job_id))
+        .key(keys.images_index())
+        .key(keys.image_sizes())
+        .key(keys.image_bytes())
+        .arg(job_id.to_string())
+        .arg(png)
+        .arg(now_ms)
+        .arg(bounds.max_count)
+        .arg(bounds.max_bytes)
+        .arg(bounds.ttl.as_secs())
+        .arg(keys.image_prefix())
+        .invoke_async(conn)
         .await
+}
+
+/// How many images are kept and their bytes.
+pub async fn usage(conn: &mut Conn, keys: &Keys) -> RedisResult<(u64, u64)> {
+    let (count, bytes): (u64, Option<u64>) = redis::pipe()
+        .zcard(keys.images_index())
+        .get(keys.image_bytes())
+        .query_async(conn)
+        .await?;
+    Ok((count, bytes.unwrap_or(0)))
 }
 
 /// One job's image.
@@ -44,11 +71,13 @@ pub async fn latest(conn: &mut Conn, keys: &Keys) -> RedisResult<Option<(String,
 
 /// Removes one image; true when it existed.
 pub async fn delete(conn: &mut Conn, keys: &Keys, job_id: &Uuid) -> RedisResult<bool> {
-    let (removed, _): (u64, u64) = redis::pipe()
-        .atomic()
-        .del(keys.image(job_id))
-        .zrem(keys.images_index(), job_id.to_string())
-        .query_async(conn)
+    let removed: u64 = lua::DELETE_IMAGE
+        .key(keys.image(job_id))
+        .key(keys.images_index())
+        .key(keys.image_sizes())
+        .key(keys.image_bytes())
+        .arg(job_id.to_string())
+        .invoke_async(conn)
         .await?;
     Ok(removed > 0)
 }
@@ -57,6 +86,8 @@ pub async fn delete(conn: &mut Conn, keys: &Keys, job_id: &Uuid) -> RedisResult<
 pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> RedisResult<u64> {
     lua::DELETE_IMAGES
         .key(keys.images_index())
+        .key(keys.image_sizes())
+        .key(keys.image_bytes())
         .arg(keys.image_prefix())
         .invoke_async(conn)
         .await

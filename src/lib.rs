@@ -30,16 +30,19 @@
 //! and stores the PNG with [`images::store`].
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod genes;
 pub mod images;
 pub mod jobs;
+pub mod limits;
 pub mod lua;
 pub mod monitoring;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;
+pub mod server;
 pub mod store;
 pub mod telemetry;

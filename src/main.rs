@@ -35,6 +35,21 @@ enum Cmd {
     Worker,
     /// Exit 0 if a gene-api on this host answers GET /health (for container HEALTHCHECKs).
     Healthcheck,
+    /// Make a new API key. Prints two lines: the key (give it to the client;
+    /// it is not stored anywhere) and the line to add to the keys file
+    /// (GENE_API__AUTH__KEYS_FILE), which holds only its SHA-256:
+    ///   gene-api keygen --name ci --scope write > ci.keygen
+    ///   head -1 ci.keygen   # the key;   tail -1 ci.keygen >> keys
+    #[command(verbatim_doc_comment)]
+    Keygen {
+        /// A name for the key's holder (shown in logs and used for its rate limits).
+        #[arg(long)]
+        name: String,
+        /// `write` (submit, cancel, retry jobs, make plots) or `admin` (also
+        /// DELETE /data, delete images, dead letters); `read` for protect_reads.
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +60,7 @@ fn main() -> ExitCode {
         Cmd::Api => Mode::Api,
         Cmd::Worker => Mode::Worker,
         Cmd::Healthcheck => return run_healthcheck(),
+        Cmd::Keygen { name, scope } => return keygen(&name, &scope),
     };
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -85,6 +101,28 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn keygen(name: &str, scope: &str) -> ExitCode {
+    let made = scope
+        .parse::<gene_api::auth::Scope>()
+        .and_then(|scope| gene_api::auth::generate(name, scope));
+    match made {
+        Ok((key, line)) => {
+            // stdout: exactly the key, then the line, for scripts
+            // (`head -1` / `tail -1`); the explanation goes to stderr.
+            eprintln!(
+                "gene-api keygen: line 1 is the key (give it to the client; it is shown only \
+                 now), line 2 the line for the keys file (GENE_API__AUTH__KEYS_FILE)"
+            );
+            println!("{key}\n{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gene-api keygen: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn run_healthcheck() -> ExitCode {

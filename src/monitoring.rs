@@ -32,6 +32,8 @@ pub const DATA_RECORDS: &str = "gene_api_data_records";
 pub const DATA_AGE: &str = "gene_api_data_age_seconds";
 pub const DATA_LOADED: &str = "gene_api_data_loaded";
 pub const BUILD_INFO: &str = "gene_api_build_info";
+pub const IMAGES: &str = "gene_api_images";
+pub const IMAGE_BYTES: &str = "gene_api_image_bytes";
 
 /// Request latency buckets: point reads take well under a millisecond, a
 /// `Prefer: wait` up to a minute.
@@ -137,6 +139,12 @@ fn describe() {
         "Seconds since the live data set was loaded (read when scraped)"
     );
     describe_gauge!(DATA_LOADED, "1 when a data set is loaded, else 0");
+    describe_gauge!(IMAGES, "Images kept in db 1 (read when scraped)");
+    describe_gauge!(
+        IMAGE_BYTES,
+        Unit::Bytes,
+        "Bytes of the images kept (read when scraped; bounded by images.max_bytes)"
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say the version and mode");
 }
 

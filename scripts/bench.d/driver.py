@@ -785,7 +785,7 @@ class Bench:
                     "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
                     "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
                     "GENE_API__METRICS__ENABLED": enabled, "GENE_API__DATA__SOURCE": self.a.data,
-                    "RUST_LOG": "warn",
+                    "RUST_LOG": "warn", "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0",
                 })
                 log_file = open(os.path.join(self.a.work, f"api-metrics-{name}.log"), "wb")
                 procs[name] = (subprocess.Popen([self.a.binary, "api"], env=env, stdout=log_file,

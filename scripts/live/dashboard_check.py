@@ -2,12 +2,24 @@
 """Browser test of the dashboard (GET /), driving Debian's headless Chromium.
 
     python3 scripts/live/dashboard_check.py --base http://127.0.0.1:5000 \
-        [--screenshot docs/dashboard.png] [--api-pid PID] [--size 1280x900]
+        [--screenshot docs/dashboard.png] [--api-pid PID] [--size 1280x900] \
+        [--key ADMIN_KEY [--write-key WRITE_KEY]]
 
 The caller has started Redis and gene-api (`serve`, so workers run) and
 loaded the data set. Each check prints one `ok: ...` line; the first that
 fails prints `FAIL: ...` (what was expected, what the page showed, the
 browser's console) and the script exits 1.
+
+When the server wants API keys (GET /whoami says auth_required), --key (an
+admin key) is needed, and the page is checked signed out first (no write
+button offered, #key-button shown), then with a stored key the server does
+not know (dropped, asked again), a wrong key (#key-error, nothing stored),
+the --write-key if given (write controls offered, admin ones not; a plot
+queued with it), and last the admin key (name and scope in #key-status,
+every control offered, remembered across a reload), with which all the
+other checks run. When the server also protects reads, the page must show
+nothing before signing in, and read the event stream and the images with
+the key (fetch, blob: URLs). Without keys on the server, --key is unused.
 
 Needs: apt-get install -y chromium chromium-driver (/usr/bin/chromium,
 /usr/bin/chromedriver) and pip install selenium (4.x). Nothing is
@@ -43,12 +55,15 @@ def ok(msg):
 class Api:
     def __init__(self, base):
         self.base = base.rstrip("/")
+        self.key = None  # sent as Authorization: Bearer when set
 
-    def call(self, method, path, body=None, timeout=10):
+    def call(self, method, path, body=None, timeout=10, key=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if key or self.key:
+            req.add_header("Authorization", f"Bearer {key or self.key}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 raw = r.read()
@@ -64,6 +79,15 @@ class Api:
 
     def get(self, path):
         return self.call("GET", path)
+
+    def whoami(self, key=None):
+        """GET /whoami (with `key`); a server without the route runs open."""
+        status, body = self.call("GET", "/whoami", key=key)
+        if status in (404, 405):
+            return {"auth_required": False, "protect_reads": False, "key": None}
+        if status != 200 or not isinstance(body, dict):
+            raise CheckFailed(f"GET /whoami answered {status}: {str(body)[:200]}")
+        return body
 
     def record_count(self):
         """What the API says the data set holds: /data/info, else the length of /genes."""
@@ -149,6 +173,29 @@ class Page:
             if (!e) return false; const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
             return !e.closest('[hidden]') && s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0 && r.height > 0;""", css)
 
+    def offered(self, css):
+        """Visible and enabled: a control the user can use."""
+        return self.visible(css) and not self.js(
+            "const e = document.querySelector(arguments[0]); return !e || e.disabled;", css)
+
+    def needs_controls(self, need=None):
+        """Every [data-needs] control (of `need`, else all): what it is, and whether it is offered."""
+        return self.js("""
+            const sel = arguments[0] ? '[data-needs="' + arguments[0] + '"]' : '[data-needs]';
+            return [...document.querySelectorAll(sel)].map(e => {
+              const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+              const visible = !e.closest('[hidden]') && s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0 && r.height > 0;
+              return {what: (e.id ? '#' + e.id : e.dataset.action ? '[data-action=' + e.dataset.action + ']' : e.tagName.toLowerCase())
+                        + ' (' + e.textContent.trim().slice(0, 20) + ')',
+                      needs: e.dataset.needs, offered: visible && !e.disabled, title: e.title};
+            });""", need)
+
+    def auth(self):
+        return self.js("return document.body && document.body.dataset.auth")
+
+    def stored_key(self):
+        return self.js("return {local: localStorage.getItem('gene-api.key'), session: sessionStorage.getItem('gene-api.key')}")
+
     def attr(self, css, name):
         return self.js("const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;", css, name)
 
@@ -222,6 +269,26 @@ def wait_thumbnail(page, job_id, timeout):
             "return i ? {src: i.src, complete: i.complete, naturalWidth: i.naturalWidth} : 'no such img';", sel))
 
 
+def auth_setup(args, api):
+    """What GET /whoami says; with keys on the server, checks the given keys' scopes. None: the server runs open."""
+    who = api.whoami()
+    if not who.get("auth_required"):
+        return None
+    if not args.key:
+        raise CheckFailed("the server wants API keys (GET /whoami says auth_required): pass --key ADMIN_KEY "
+                          "(and --write-key WRITE_KEY to check a write key too)")
+    admin = api.whoami(args.key).get("key")
+    if not admin or admin.get("scope") != "admin":
+        raise CheckFailed(f"--key must be an admin key the server knows; GET /whoami with it says key = {admin}")
+    writer = None
+    if args.write_key:
+        writer = api.whoami(args.write_key).get("key")
+        if not writer or writer.get("scope") != "write":
+            raise CheckFailed(f"--write-key must be a write-scope key the server knows; GET /whoami with it says key = {writer}")
+    api.key = args.key
+    return {"protect_reads": bool(who.get("protect_reads")), "admin": admin, "writer": writer}
+
+
 def run(args):  # noqa: C901 (one linear script)
     api = Api(args.base)
     t0 = time.monotonic()
@@ -229,6 +296,7 @@ def run(args):  # noqa: C901 (one linear script)
     status, _ = api.get("/health")
     if status != 200:
         raise CheckFailed(f"GET {args.base}/health answered {status}")
+    auth = auth_setup(args, api)
     expected = api.record_count()
 
     try:
@@ -246,7 +314,7 @@ def run(args):  # noqa: C901 (one linear script)
         page = Page(driver)
         try:
             try:
-                return checks(args, api, page, expected, width, height, t0)
+                return checks(args, api, page, expected, width, height, t0, auth)
             except WebDriverException as e:
                 # e.g. no #plot-form on the page: say which element, not a traceback.
                 raise CheckFailed(f"the browser could not do a step: {(e.msg or str(e)).splitlines()[0]}") from e
@@ -267,7 +335,161 @@ def run(args):  # noqa: C901 (one linear script)
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def checks(args, api, page, expected, width, height, t0):
+def sign_in(page, key, remember, T):
+    """Opens the key form (if it is not open), types `key`, ticks "remember" or not, submits."""
+    from selenium.webdriver.common.by import By
+    d = page.d
+    if not page.visible("#key-form"):
+        page.wait("#key-button is offered", lambda: page.offered("#key-button"), T,
+                  state=lambda: {"data-auth": page.auth()})
+        d.find_element(By.CSS_SELECTOR, "#key-button").click()
+    page.wait("#key-form opens, with #key-input and #key-remember", lambda: page.visible("#key-form")
+              and page.visible("#key-input") and page.js("return !!document.querySelector('#key-remember')"), T)
+    box = d.find_element(By.CSS_SELECTOR, "#key-remember")
+    if box.is_selected() != remember:
+        box.click()
+    field = d.find_element(By.CSS_SELECTOR, "#key-input")
+    if field.get_attribute("type") != "password":
+        raise CheckFailed(f"#key-input is type={field.get_attribute('type')!r}, expected password")
+    field.clear()
+    field.send_keys(key)
+    d.find_element(By.CSS_SELECTOR, "#key-submit").click()
+
+
+def offered_controls(page, need=None):
+    return [c["what"] for c in page.needs_controls(need) if c["offered"]]
+
+
+def key_checks(args, api, page, auth, T):
+    """The server wants keys: signed out, a stale key, a wrong key, the write key, then the admin key."""
+    from selenium.webdriver.common.by import By
+    d = page.d
+    reads = "protected" if auth["protect_reads"] else "open"
+
+    def signed_out_state():
+        return {"data-auth": page.auth(), "key-button": page.visible("#key-button"),
+                "offered": offered_controls(page), "stored": page.stored_key()}
+
+    # a. Signed out: nothing that writes is offered, the key button is.
+    page.wait("the page learns from GET /whoami that it must sign in (body[data-auth=signed-out])",
+              lambda: page.auth() == "signed-out", T, state=signed_out_state)
+    if not page.visible("#key-button"):
+        raise CheckFailed("signed out, but #key-button (Sign in with an API key) is not visible")
+    for css, what in (("#plot-submit", "the plot form's submit"), ("#load-btn", "the Load data button")):
+        if page.js("return !document.querySelector(arguments[0])", css):
+            raise CheckFailed(f"{what} ({css}) is not on the page at all")
+        if page.offered(css):
+            raise CheckFailed(f"signed out, {what} ({css}) is offered (visible and enabled): it needs a write key")
+    wrong = offered_controls(page)
+    if wrong:
+        raise CheckFailed(f"signed out, these [data-needs] controls are offered: {wrong}")
+    if page.visible("#key-status"):
+        raise CheckFailed(f"signed out, #key-status shows {page.text('#key-status')!r}")
+    tip = page.attr("#plot-submit", "title") or ""
+    if "write key" not in tip:
+        raise CheckFailed(f"the disabled plot submit's tooltip is {tip!r}, expected it to say it needs a write key")
+    n = len(page.needs_controls())
+    if auth["protect_reads"]:
+        page.wait("reads are protected: the page shows #locked, no job rows, #conn 'locked'", lambda: page.visible("#locked")
+                  and page.attr("#conn", "data-state") == "locked"
+                  and page.js("return document.querySelectorAll('tr[data-job-id]').length") == 0, T,
+                  state=lambda: {"locked": page.visible("#locked"), "conn": page.attr("#conn", "data-state"),
+                                 "rows": page.js("return document.querySelectorAll('tr[data-job-id]').length")})
+    ok(f"signed out (the server wants keys; reads {reads}): #key-button shown, Load data and Queue plot "
+       f"not offered (tooltip {tip!r}), none of {n} [data-needs] controls offered"
+       + ("; the page shows nothing but #locked" if auth["protect_reads"] else ""))
+
+    # b. A stored key the server does not know: dropped at start, and the form asks again.
+    stale = "gak_" + "0" * 64
+    page.js("localStorage.setItem('gene-api.key', arguments[0])", stale)
+    d.refresh()
+    page.wait("with an unknown key in localStorage, a reload drops it and opens #key-form",
+              lambda: page.auth() == "signed-out" and page.stored_key() == {"local": None, "session": None}
+              and page.visible("#key-form"), T, state=signed_out_state)
+    ok("a stored key the server does not know is dropped on load, and #key-form asks for a key again")
+
+    # c. A wrong key: #key-error, still signed out, nothing stored.
+    sign_in(page, "gak_" + "f" * 64, True, T)
+    err = page.wait("a wrong key shows #key-error", lambda: page.visible("#key-error") and page.text("#key-error"), T,
+                    state=lambda: {"key-error": page.text("#key-error"), **signed_out_state()})
+    if "not valid" not in err:
+        raise CheckFailed(f"#key-error says {err!r}, expected it to say the key is not valid")
+    time.sleep(0.3)
+    if page.auth() != "signed-out" or page.stored_key() != {"local": None, "session": None} or page.visible("#key-status"):
+        raise CheckFailed(f"after a wrong key the page should stay signed out with nothing stored: {signed_out_state()}")
+    if offered_controls(page):
+        raise CheckFailed(f"after a wrong key, these controls are offered: {offered_controls(page)}")
+    ok(f"a wrong key is refused in the form: {err!r}; still signed out, nothing stored")
+
+    # d. The write key: write controls offered, admin ones not.
+    if auth["writer"]:
+        name = auth["writer"]["name"]
+        sign_in(page, args.write_key, False, T)
+        page.wait(f"signing in with the write key {name!r} (body[data-auth=write])", lambda: page.auth() == "write", T,
+                  state=lambda: {"data-auth": page.auth(), "key-error": page.text("#key-error") if page.visible("#key-error") else None})
+        status = page.text("#key-status") or ""
+        if not page.visible("#key-status") or name not in status or "write" not in status:
+            raise CheckFailed(f"#key-status shows {status!r} (visible: {page.visible('#key-status')}), expected {name!r} and 'write'")
+        for css in ("#plot-submit", "#load-btn", "#sign-out"):
+            if not page.offered(css):
+                raise CheckFailed(f"signed in with a write key, {css} is not offered (title {page.attr(css, 'title')!r})")
+        if page.stored_key() != {"local": None, "session": args.write_key}:
+            raise CheckFailed(f"without 'remember' the key belongs in sessionStorage only; the page has {page.stored_key()}")
+        wjob = submit_plot(page, api, "approval_year", 800, 500, T)
+        wait_done(page, api, wjob, T)
+        cell = d.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{wjob}"] td.job')
+        page.js("arguments[0].scrollIntoView({block: 'center'})", cell)
+        cell.click()
+        page.wait("the details of the write key's plot open, with a Delete image button",
+                  lambda: page.visible("#job-details") and page.js(
+                      "return !!document.querySelector('#job-details [data-action=delete-image]')"), T,
+                  state=lambda: (page.text("#job-details") or "")[:200])
+        admin_offered = offered_controls(page, "admin")
+        if admin_offered:
+            raise CheckFailed(f"signed in with a write key, admin controls are offered: {admin_offered}")
+        admin_all = page.needs_controls("admin")
+        tip = page.attr("#job-details [data-action=delete-image]", "title") or ""
+        if "admin" not in tip:
+            raise CheckFailed(f"the disabled Delete image's tooltip is {tip!r}, expected it to say it needs an admin key")
+        page.js("document.querySelector('#details-close').click()")
+        page.wait("the details panel closes", lambda: not page.visible("#job-details"), T)
+        ok(f"signed in with the write key: #key-status {status!r}, key in sessionStorage only; Queue plot and "
+           f"Load data offered, queued plot {wjob} and it turned done live; none of {len(admin_all)} admin controls "
+           f"offered (Delete image: {tip!r})")
+        d.find_element(By.CSS_SELECTOR, "#sign-out").click()
+        page.wait("#sign-out signs out: key forgotten, #key-button back, write controls withdrawn",
+                  lambda: page.auth() == "signed-out" and page.visible("#key-button") and not page.offered("#plot-submit")
+                  and not page.offered("#load-btn") and page.stored_key() == {"local": None, "session": None}, T,
+                  state=signed_out_state)
+        ok("#sign-out forgets the key: signed out again, Queue plot and Load data withdrawn")
+
+    # e. The admin key, remembered: every control offered; the other checks run with it.
+    name = auth["admin"]["name"]
+    sign_in(page, args.key, True, T)
+    page.wait(f"signing in with the admin key {name!r} (body[data-auth=admin])", lambda: page.auth() == "admin", T,
+              state=lambda: {"data-auth": page.auth(), "key-error": page.text("#key-error") if page.visible("#key-error") else None})
+    if page.stored_key() != {"local": args.key, "session": None}:
+        raise CheckFailed(f"with 'remember' ticked the key belongs in localStorage only; the page has {page.stored_key()}")
+    d.refresh()
+    page.wait("after a reload the page is still signed in with the remembered admin key", lambda: page.auth() == "admin", T,
+              state=lambda: {"data-auth": page.auth(), "stored": page.stored_key()})
+    status = page.text("#key-status") or ""
+    if not page.visible("#key-status") or name not in status or "admin" not in status:
+        raise CheckFailed(f"#key-status shows {status!r} (visible: {page.visible('#key-status')}), expected {name!r} and 'admin'")
+    if page.visible("#key-button"):
+        raise CheckFailed("signed in, but #key-button is still shown")
+    for css in ("#plot-submit", "#load-btn", "#sign-out"):
+        if not page.offered(css):
+            raise CheckFailed(f"signed in with the admin key, {css} is not offered (title {page.attr(css, 'title')!r})")
+    withheld = [c["what"] for c in page.needs_controls() if not c["offered"] and c["what"]]
+    hidden_rows = page.js("return [...document.querySelectorAll('[data-needs][data-gate=hide]')].filter(e => e.hidden).length")
+    if page.js("return [...document.querySelectorAll('[data-needs]')].some(e => e.disabled && !e.dataset.busy)") or hidden_rows:
+        raise CheckFailed(f"signed in with the admin key, some controls are still withheld: {withheld}")
+    ok(f"signed in with the admin key: #key-status {status!r}, remembered across a reload (localStorage); "
+       f"write and admin controls offered ({len(page.needs_controls())} [data-needs] on the page)")
+
+
+def checks(args, api, page, expected, width, height, t0, auth):
     T = args.timeout
     d = page.d
     d.get(args.base.rstrip("/") + "/")
@@ -276,6 +498,11 @@ def checks(args, api, page, expected, width, height, t0):
     page.wait(f"GET {args.base.rstrip('/')}/ is the dashboard (its title names gene-api)",
               lambda: "gene-api" in (d.title or ""), T,
               state=lambda: {"title": d.title, "body": page.js("return document.body ? document.body.innerText.slice(0, 200) : ''")})
+    if auth:
+        key_checks(args, api, page, auth, T)
+    else:
+        page.wait("the page learns from GET /whoami that the server runs open (body[data-auth=open])",
+                  lambda: page.auth() == "open", T, state=lambda: {"data-auth": page.auth()})
     page.wait(f"the data set card shows {expected} records", lambda: page.attr("#dataset-records", "data-count") == str(expected),
               T, state=lambda: {"records": page.text("#dataset-records"), "data-count": page.attr("#dataset-records", "data-count"),
                                 "banner": page.text("#unreachable") if page.visible("#unreachable") else None})
@@ -301,7 +528,11 @@ def checks(args, api, page, expected, width, height, t0):
     page.wait("the connection indicator says live (GET /events open)",
               lambda: page.attr("#conn", "data-state") == "live", T,
               state=lambda: {"conn": page.attr("#conn", "data-state"), "label": page.text("#conn")})
-    ok("event stream connected: indicator says " + repr(page.text("#conn")))
+    transport = page.attr("#conn", "data-transport")
+    if auth and auth["protect_reads"] and transport != "fetch":
+        raise CheckFailed(f"reads are protected, but the page reads /events with {transport!r} (EventSource cannot send the key)")
+    ok("event stream connected: indicator says " + repr(page.text("#conn") or page.attr("#conn", "data-state"))
+       + (f" (read with {transport}, sending the key)" if auth else ""))
 
     # 4. A plot through the form: a new row, 'done' without a reload, its thumbnail.
     page.js("window.__marker = 1;")
@@ -320,7 +551,11 @@ def checks(args, api, page, expected, width, height, t0):
     nat = wait_thumbnail(page, job_id, T)
     if list(nat) != [640, 400]:
         raise CheckFailed(f"the thumbnail of job {job_id} is {nat[0]}x{nat[1]}, the plot was 640x400")
-    ok(f"its thumbnail img[data-job-id] loaded: the PNG is {nat[0]}x{nat[1]}")
+    src = page.attr(f'img[data-job-id="{job_id}"]', "src") or ""
+    if auth and auth["protect_reads"] and not src.startswith("blob:"):
+        raise CheckFailed(f"reads are protected, but the thumbnail's src is {src!r}, not a blob: URL fetched with the key")
+    ok(f"its thumbnail img[data-job-id] loaded: the PNG is {nat[0]}x{nat[1]}"
+       + (" (fetched with the key, shown from a blob: URL)" if src.startswith("blob:") else ""))
 
     # 5. Details on click.
     from selenium.webdriver.common.by import By
@@ -334,7 +569,12 @@ def checks(args, api, page, expected, width, height, t0):
     detail_state = page.text("#job-details .badge")
     if detail_state != "done":
         raise CheckFailed(f"the details panel shows state {detail_state!r}, expected 'done'")
-    ok(f"clicking the row opens the details of job {job_id} (state {detail_state})")
+    if auth:
+        if not page.offered("#job-details [data-action=delete-image]"):
+            raise CheckFailed(f"signed in with the admin key, the details' Delete image button is not offered: "
+                              f"{page.needs_controls('admin')}")
+    ok(f"clicking the row opens the details of job {job_id} (state {detail_state})"
+       + ("; its admin-only Delete image is offered" if auth else ""))
     d.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     page.wait("the details panel closes on Escape", lambda: not page.visible("#job-details"), T)
 
@@ -394,6 +634,8 @@ def main():
     ap.add_argument("--api-pid", type=int, help="last, send SIGTERM to this gene-api and expect #unreachable within 15 s")
     ap.add_argument("--size", default="1280x900", help="viewport WxH (default 1280x900; e.g. 390x844 for a phone)")
     ap.add_argument("--timeout", type=float, default=30, help="seconds each wait may take (default 30)")
+    ap.add_argument("--key", help="an admin API key: needed when the server wants keys (else unused)")
+    ap.add_argument("--write-key", help="a write-scope API key: also check what a write key may do")
     args = ap.parse_args()
     try:
         sys.exit(run(args))

@@ -30,7 +30,27 @@ pub async fn run(
         .map_err(|e| JobError::permanent(format!("rendering crashed: {e}")))?
         .map_err(|e| JobError::permanent(format!("rendering failed: {e}")))?;
     let bytes = png.len();
-    images::store(&mut ctx.store.images.clone(), keys, job_id, png).await?;
+    let evicted = images::store(
+        &mut ctx.store.images.clone(),
+        keys,
+        job_id,
+        png,
+        &ctx.settings.images,
+    )
+    .await?;
+    if !evicted.is_empty() {
+        tracing::info!(
+            evicted = evicted.len(),
+            "older images evicted (images.max_count / max_bytes)"
+        );
+        // Best effort: the images are gone either way; their records say so
+        // for GET /image/<id>. A failure here must not fail this plot.
+        if let Err(e) =
+            super::record::mark_image_evicted(&mut ctx.store.data.clone(), keys, &evicted).await
+        {
+            tracing::warn!(error = %e, "could not mark evicted images in their job records");
+        }
+    }
     Ok(serde_json::json!({
         "image": format!("/image/{job_id}"),
         "bytes": bytes,

@@ -240,6 +240,38 @@ pub async fn get(conn: &mut Conn, keys: &Keys, id: &Uuid) -> redis::RedisResult<
     Ok(raw.and_then(|r| parse_record(&r)))
 }
 
+/// Notes in each job's record that its image was evicted (the bound of
+/// `images.max_count` / `images.max_bytes`), in `result.image_evicted_at`.
+/// Finished records are not written by anyone else, so a plain read and
+/// write (keeping the record's TTL) is enough.
+pub async fn mark_image_evicted(
+    conn: &mut Conn,
+    keys: &Keys,
+    ids: &[String],
+) -> redis::RedisResult<()> {
+    let at = now();
+    for id in ids {
+        let Ok(id) = id.parse::<Uuid>() else { continue };
+        let Some(mut job) = get(conn, keys, &id).await? else {
+            continue;
+        };
+        let result = job.result.get_or_insert_with(|| serde_json::json!({}));
+        if let Some(r) = result.as_object_mut() {
+            r.insert(
+                "image_evicted_at".into(),
+                serde_json::Value::String(at.clone()),
+            );
+        }
+        redis::cmd("SET")
+            .arg(keys.job(&id))
+            .arg(job.to_json())
+            .arg("KEEPTTL")
+            .query_async::<()>(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub fn parse_record(raw: &str) -> Option<Job> {
     match serde_json::from_str(raw) {
         Ok(job) => Some(job),

@@ -52,6 +52,12 @@ pub static HEARTBEAT: LazyLock<Script> =
 /// Swaps a staged data-set version in.
 pub static SWAP_DATA: LazyLock<Script> =
     LazyLock::new(|| after(DATA_PARTS, include_str!("swap_data.lua")));
+/// Stores a PNG and evicts the oldest images past the bounds.
+pub static STORE_IMAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("store_image.lua")));
+/// Removes one image and its bookkeeping.
+pub static DELETE_IMAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("delete_image.lua")));
 /// Deletes the live data set.
 pub static DELETE_DATA: LazyLock<Script> =
     LazyLock::new(|| after(DATA_PARTS, include_str!("delete_data.lua")));

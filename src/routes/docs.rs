@@ -30,7 +30,7 @@ use crate::error::ApiError;
     paths(
         super::health, super::ready,
         super::metrics::scrape, openapi_json, docs_index, docs_file,
-        super::dashboard::index,
+        super::dashboard::index, super::whoami::whoami,
         super::data::get_data, super::data::post_data, super::data::delete_data,
         super::data::data_info,
         super::genes::get_genes, super::genes::get_gene,
@@ -170,10 +170,70 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
 fn spec_json() -> &'static str {
     static SPEC: OnceLock<String> = OnceLock::new();
     SPEC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
+        let mut doc =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        add_gate_answers(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
     })
+}
+
+/// What the gate (`routes/gate.rs`) may answer before any route runs, added
+/// to every operation from the same table the gate uses
+/// (`auth::required_scope`): the bearer key each operation needs, 401 and
+/// 403 where a key is checked, 429 wherever a budget is spent.
+fn add_gate_answers(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    let retry_after =
+        json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}});
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "An API key (`gene-api keygen`), when the server has keys configured"}
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let method = method.to_ascii_uppercase();
+            let scope = crate::auth::required_scope(&method, path);
+            if let Some(scope) = scope {
+                let when = if scope == crate::auth::Scope::Read {
+                    " (only when the server protects reads: `auth.protect_reads`)"
+                } else {
+                    ""
+                };
+                op["security"] = if scope == crate::auth::Scope::Read {
+                    json!([{}, {"bearer": []}])
+                } else {
+                    json!([{"bearer": []}])
+                };
+                let responses = &mut op["responses"];
+                responses["401"] = json!({
+                    "description": format!("No API key, or an unknown one (`unauthorized`){when}"),
+                    "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+                    "content": error.clone()});
+                responses["403"] = json!({
+                    "description": format!("The key's scope is not enough: this needs `{}` (`forbidden`){when}", scope.as_str()),
+                    "content": error.clone()});
+            }
+            if super::gate::is_submission(&method, path) {
+                op["responses"]["503"]["description"] = json!(
+                    "The job queue's backlog is over `limits.max_backlog` (`busy`; nothing was queued), \
+                     or Redis is unavailable (`unavailable`); retry after the Retry-After seconds"
+                );
+            }
+            if !matches!(path.as_str(), "/health" | "/ready") {
+                op["responses"]["429"] = json!({
+                    "description": "This client's request budget is spent (`rate_limited`); too many event streams open",
+                    "headers": retry_after.clone(),
+                    "content": error.clone()});
+            }
+        }
+    }
 }
 
 /// This contract, as OpenAPI 3.1 JSON.
@@ -264,6 +324,7 @@ mod tests {
             ("/ready", "get"),
             ("/metrics", "get"),
             ("/openapi.json", "get"),
+            ("/whoami", "get"),
             ("/docs", "get"),
             ("/docs/{file}", "get"),
             ("/data", "get"),

@@ -9,10 +9,11 @@ use warp::{Filter, Rejection};
 
 use super::docs::SseEvent;
 use super::jobs::{sse_event, sse_reply};
-use super::{only_params, respond, typed_param, with, AppState};
+use super::{gate, only_params, respond, typed_param, with, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::Hub;
 use crate::jobs::JobKind;
+use crate::limits::{Client, Limits};
 use crate::store::stream_id_key;
 
 /// `GET /events?kind=`.
@@ -22,6 +23,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with(state.hub.clone()))
+        .and(gate::client(state))
+        .and(with(state.limits.clone()))
         .then(events)
         .map(respond)
 }
@@ -38,6 +41,8 @@ async fn events(
     query: HashMap<String, String>,
     last_event_id: Option<String>,
     hub: Hub,
+    client: Client,
+    limits: Limits,
 ) -> Result<Response, ApiError> {
     only_params(&query, &["kind"], "GET /events")?;
     let kind: Option<JobKind> = typed_param(&query, "kind", "bad_kind")?;
@@ -68,5 +73,8 @@ async fn events(
         .await?
         .filter(move |e| std::future::ready(kind.is_none_or(|k| k == e.kind)))
         .map(|e| sse_event(&e));
-    Ok(sse_reply(&hub, stream))
+    let slot = limits
+        .open_stream(client)
+        .ok_or_else(|| gate::too_many_streams(&limits))?;
+    Ok(sse_reply(&hub, stream, slot))
 }

@@ -191,7 +191,7 @@ fn no_image() -> ApiError {
     params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
     responses((status = 200, description = "The job's PNG", content_type = "image/png", body = Vec<u8>, headers(("X-Job-Id" = String, description = "The job id"))),
         (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
-        (status = 404, description = "No such job (`job_not_found`), a load job (`not_a_plot_job`), or the image was deleted (`image_deleted`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`), a load job (`not_a_plot_job`), the image was deleted or expired (`image_deleted`) or evicted (`image_evicted`, see `images.max_count`)", body = ErrorBody),
         (status = 409, description = "The job is not done (`job_not_done`), was cancelled or failed", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
@@ -227,11 +227,27 @@ async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
                 job.error.as_deref().unwrap_or("no reason recorded")
             ),
         ),
+        (_, JobStatus::Done) if evicted_at(&job).is_some() => ApiError::not_found(
+            "image_evicted",
+            format!(
+                "the image of job {id} was evicted at {} to keep the images within their bounds \
+                 (images.max_count, images.max_bytes); submit the plot again",
+                evicted_at(&job).unwrap_or_default()
+            ),
+        ),
         (_, JobStatus::Done) => ApiError::not_found(
             "image_deleted",
-            format!("the image of job {id} has been deleted"),
+            format!("the image of job {id} has been deleted (or expired)"),
         ),
     })
+}
+
+fn evicted_at(job: &jobs::Job) -> Option<String> {
+    job.result
+        .as_ref()?
+        .get("image_evicted_at")?
+        .as_str()
+        .map(str::to_string)
 }
 
 #[utoipa::path(

@@ -15,12 +15,13 @@ use warp::{Filter, Rejection, Reply};
 use super::docs::JobRequest;
 use super::docs::SseEvent;
 use super::{
-    accepted, data, image, job_not_found, json_with, limit_param, only_params, parse_job_id,
+    accepted, data, gate, image, job_not_found, json_with, limit_param, only_params, parse_job_id,
     prefer_wait, respond, small_body, typed_param, with, wrong_state, AppState,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Event, Hub};
 use crate::jobs::{self, Command, Cursor, Job, JobFilter, JobKind, JobStatus};
+use crate::limits::{Client, Limits, StreamSlot};
 use crate::pipeline::{ControlError, Pipeline, Stats};
 use crate::store::Store;
 
@@ -69,6 +70,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::get())
         .and(with(store))
         .and(with(state.hub.clone()))
+        .and(gate::client(state))
+        .and(with(state.limits.clone()))
         .then(job_events)
         .map(respond);
     collection
@@ -293,8 +296,17 @@ fn control_error(e: ControlError, id: &Uuid) -> ApiError {
         (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
-async fn job_events(raw_id: String, store: Store, hub: Hub) -> Result<Response, ApiError> {
+async fn job_events(
+    raw_id: String,
+    store: Store,
+    hub: Hub,
+    client: Client,
+    limits: Limits,
+) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
+    let slot = limits
+        .open_stream(client)
+        .ok_or_else(|| gate::too_many_streams(&limits))?;
     // Subscribe before reading the record, so no change falls in between.
     let live = hub.stream(None).await?;
     let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
@@ -325,7 +337,7 @@ async fn job_events(raw_id: String, store: Store, hub: Hub) -> Result<Response, 
         Some((sse_event(&e), (s, done)))
     });
     let events = futures_util::stream::once(std::future::ready(first)).chain(changes);
-    Ok(sse_reply(&hub, events))
+    Ok(sse_reply(&hub, events, slot))
 }
 
 /// One event as SSE: `id:` the stream entry, `event:` the state, `data:` the job.
@@ -343,10 +355,13 @@ pub(super) fn sse_event(e: &Arc<Event>) -> warp::sse::Event {
 pub(super) fn sse_reply(
     hub: &Hub,
     events: impl Stream<Item = warp::sse::Event> + Send + 'static,
+    slot: StreamSlot,
 ) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(64);
     let stop = hub.shutdown().clone();
     tokio::spawn(async move {
+        // The client's stream slot is held as long as this task runs.
+        let _slot = slot;
         let mut events = std::pin::pin!(events);
         loop {
             tokio::select! {

@@ -79,6 +79,13 @@ async fn refresh_from_redis(pipeline: &Pipeline) {
         Err(e) => tracing::warn!(error = %e, "metrics: could not read the stream's state"),
     }
     let store = &pipeline.store;
+    match crate::images::usage(&mut store.images.clone(), &store.keys).await {
+        Ok((count, bytes)) => {
+            metrics::gauge!(m::IMAGES).set(count as f64);
+            metrics::gauge!(m::IMAGE_BYTES).set(bytes as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the images' usage"),
+    }
     match crate::genes::summary(&mut store.data.clone(), &store.keys).await {
         Ok(Some(s)) => {
             metrics::gauge!(m::DATA_LOADED).set(1.0);

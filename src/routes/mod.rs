@@ -14,10 +14,12 @@ mod data;
 mod dead;
 mod docs;
 mod events;
+mod gate;
 mod genes;
 mod image;
 mod jobs;
 mod metrics;
+mod whoami;
 
 pub use docs::ApiDoc;
 
@@ -50,11 +52,15 @@ pub struct AppState {
     pub hub: Hub,
     /// The metrics recorder's handle; None when metrics are off.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The API keys (empty: open).
+    pub keys: std::sync::Arc<crate::auth::KeyRing>,
+    /// Rate limits, backpressure, event-stream slots.
+    pub limits: crate::limits::Limits,
 }
 
 /// The whole API, with request tracing and JSON errors.
 pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    health_and_ready(state.pipeline.store.clone())
+    let routes = health_and_ready(state.pipeline.store.clone())
         .or(metrics::route(
             state.metrics.clone(),
             state.pipeline.clone(),
@@ -64,6 +70,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(dashboard::routes())
         .unify()
         .or(docs::routes())
+        .unify()
+        .or(whoami::routes(state.keys.clone()))
         .unify()
         .or(data::routes(&state))
         .unify()
@@ -76,7 +84,9 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(events::routes(&state))
         .unify()
         .or(image::routes(&state))
-        .unify()
+        .unify();
+    gate::gate(&state)
+        .and(routes)
         .recover(recover)
         .unify()
         .with(warp::log::custom(access_log))
@@ -146,6 +156,7 @@ fn route_template(path: &str) -> &'static str {
         ["ready"] => "/ready",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
+        ["whoami"] => "/whoami",
         ["docs"] => "/docs",
         ["docs", ..] => "/docs/{file}",
         ["data"] => "/data",

@@ -38,6 +38,8 @@ pub struct Keys {
     group: String,
     image_prefix: String,
     images_index: String,
+    image_sizes: String,
+    image_bytes: String,
 }
 
 impl Keys {
@@ -56,6 +58,8 @@ impl Keys {
             group: format!("{prefix}:workers"),
             image_prefix: format!("{prefix}:image:"),
             images_index: format!("{prefix}:images"),
+            image_sizes: format!("{prefix}:images:sizes"),
+            image_bytes: format!("{prefix}:images:bytes"),
         }
     }
     /// Hash `hgnc_id -> record JSON` of the live data set (db 0).
@@ -117,6 +121,14 @@ impl Keys {
     /// Prefix of the image keys: `<this><job id>` (for scripts that build them).
     pub fn image_prefix(&self) -> &str {
         &self.image_prefix
+    }
+    /// Hash of image id -> PNG bytes (db 1), for the bounds.
+    pub fn image_sizes(&self) -> &str {
+        &self.image_sizes
+    }
+    /// The bytes of every kept image, summed (db 1).
+    pub fn image_bytes(&self) -> &str {
+        &self.image_bytes
     }
     /// Sorted set of image ids by creation time (db 1).
     pub fn images_index(&self) -> &str {

@@ -157,6 +157,10 @@ pub fn test_env(redis_port: u16, source: &Path) -> HashMap<String, String> {
         ("GENE_API__REDIS__RESPONSE_TIMEOUT_MS", "2000".into()),
         ("GENE_API__REDIS__CONNECT_TIMEOUT_MS", "300".into()),
         ("GENE_API__SHUTDOWN__GRACE_SECS", "5".into()),
+        // Tests submit hundreds of jobs from one address in a blink; the
+        // tests of the limits set their own.
+        ("GENE_API__LIMITS__REQUESTS_PER_SECOND", "0".into()),
+        ("GENE_API__LIMITS__SUBMISSIONS_PER_SECOND", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

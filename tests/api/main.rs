@@ -6,5 +6,6 @@ mod image;
 mod jobs;
 mod operate;
 mod resilience;
+mod security;
 #[allow(dead_code)]
 mod sse;

@@ -77,3 +77,26 @@ fn healthcheck_fails_when_nothing_answers() {
     assert_eq!(code, 1);
     assert!(err.contains("nothing answered"), "{err}");
 }
+
+#[test]
+fn keygen_prints_a_key_and_a_line_with_only_its_hash() {
+    // No REDIS_IP needed: it touches nothing.
+    let (code, out, err) = run(&["keygen", "--name", "ci-bot", "--scope", "admin"], &[]);
+    assert_eq!(code, 0, "{err}");
+    // Exactly two lines on stdout, for scripts: the key, then the line.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let (key, line) = (lines[0], lines[1]);
+    assert!(key.starts_with("gak_") && key.len() == 68, "{key}");
+    assert!(line.starts_with("ci-bot "), "{line}");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[..2], ["ci-bot", "admin"]);
+    assert!(!line.contains(&key[4..]), "the line must not carry the key");
+    // The line verifies the key, and only it.
+    let ring = gene_api::auth::KeyRing::parse(line, false).unwrap();
+    assert_eq!(ring.find(key).map(|k| k.name.as_str()), Some("ci-bot"));
+    assert!(ring.find("gak_other").is_none());
+    let (code, _, err) = run(&["keygen", "--name", "x", "--scope", "root"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown scope"), "{err}");
+}

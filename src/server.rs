@@ -1,0 +1,82 @@
+//! The HTTP server loop: accepts connections and serves the warp filter on
+//! each with limits that a slow or hostile client cannot exhaust. warp's own
+//! `serve` sets none of them (no header timeout, so a client that sends a
+//! header byte a minute holds a connection forever).
+//!
+//! - `http.header_timeout_secs`: the time a client has to send a request's
+//!   headers, counted from when the connection is ready for the next request.
+//!   It bounds slow headers and idle keep-alive connections alike.
+//! - `http.max_header_bytes`: larger request heads are refused (431).
+//! - Bodies are bounded by the routes (16 KiB, `routes::small_body`), and
+//!   event streams per client by `limits.streams_per_client`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+use warp::{Filter, Reply};
+
+use crate::config::HttpSettings;
+
+/// The peer of a request's connection, for `warp::ext::optional::<Peer>()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Serves `filter` on `listener` until `stop` is cancelled, then lets the
+/// open connections finish their requests (the caller bounds how long).
+pub async fn serve<F>(listener: TcpListener, filter: F, http: HttpSettings, stop: CancellationToken)
+where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_timeout)
+        .max_buf_size(http.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    loop {
+        let (io, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = io.set_nodelay(true);
+        let service = warp::service(filter.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
+            let mut service = service.clone();
+            service.call(req)
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                // Timeouts, resets and malformed requests end here: the
+                // client's problem, not the server's.
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

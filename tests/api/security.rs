@@ -1,0 +1,677 @@
+//! Keys, budgets, backpressure, bounded images and the HTTP server's limits,
+//! against the real application and a real redis-server.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gene_api::app::{Application, Mode};
+use gene_api::auth::{generate, Scope};
+use redis::Commands;
+use serde_json::Value;
+
+use crate::helpers::{
+    assert_error, settings, spawn_app_with, test_env, RedisServer, TestApp, SAMPLE,
+};
+
+struct Keys {
+    _dir: tempfile::TempDir,
+    path: String,
+    write: String,
+    admin: String,
+}
+
+fn keys_file() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let (write, wl) = generate("ci", Scope::Write).unwrap();
+    let (admin, al) = generate("ops", Scope::Admin).unwrap();
+    let path = dir.path().join("keys");
+    std::fs::write(&path, format!("# test keys\n{wl}\n{al}\n")).unwrap();
+    Keys {
+        path: path.display().to_string(),
+        _dir: dir,
+        write,
+        admin,
+    }
+}
+
+async fn send(app: &TestApp, method: &str, path: &str, key: Option<&str>) -> reqwest::Response {
+    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if method == "POST" && path == "/jobs" {
+        req = req.json(&serde_json::json!({"kind": "plot", "plot": "chromosome"}));
+    }
+    req.send().await.unwrap()
+}
+
+async fn load_with(app: &TestApp, key: &str) -> Value {
+    let r = app
+        .client
+        .post(app.url("/data"))
+        .bearer_auth(key)
+        .header("prefer", "wait=20")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "load");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_route_asks_for_the_right_scope() {
+    let keys = keys_file();
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__AUTH__KEYS_FILE", &keys.path)],
+    )
+    .await;
+    load_with(&app, &keys.write).await;
+    let job = uuid::Uuid::new_v4();
+    let write_routes = [
+        ("POST", "/data".to_string()),
+        ("POST", "/image".to_string()),
+        ("POST", "/jobs".to_string()),
+        ("DELETE", format!("/jobs/{job}")),
+        ("POST", format!("/jobs/{job}/retry")),
+    ];
+    let admin_routes = [
+        ("DELETE", format!("/image/{job}")),
+        ("POST", "/jobs/dead/1-0/requeue".to_string()),
+        ("DELETE", "/jobs/dead/1-0".to_string()),
+        ("DELETE", "/image".to_string()),
+        ("DELETE", "/data".to_string()),
+    ];
+    for (method, path) in write_routes.iter().chain(admin_routes.iter()) {
+        // No key and a wrong key: the same 401, so nobody learns which keys exist.
+        for key in [None, Some("gak_not-a-key"), Some("")] {
+            let r = send(&app, method, path, key).await;
+            assert_eq!(
+                r.headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer realm=\"gene-api\""),
+                "{method} {path}"
+            );
+            assert_error(r, 401, "unauthorized", "Authorization: Bearer").await;
+        }
+    }
+    for (method, path) in &admin_routes {
+        let r = send(&app, method, path, Some(&keys.write)).await;
+        assert_error(r, 403, "forbidden", "admin").await;
+    }
+    // The right key passes the gate (the route itself then answers).
+    for (method, path) in &write_routes {
+        let s = send(&app, method, path, Some(&keys.write)).await.status();
+        assert!(![401, 403].contains(&s.as_u16()), "{method} {path}: {s}");
+    }
+    for (method, path) in &admin_routes {
+        let s = send(&app, method, path, Some(&keys.admin)).await.status();
+        assert!(![401, 403].contains(&s.as_u16()), "{method} {path}: {s}");
+    }
+    // Reads stay open.
+    for path in [
+        "/genes",
+        "/jobs",
+        "/jobs/stats",
+        "/openapi.json",
+        "/metrics",
+        "/",
+        "/health",
+    ] {
+        let s = send(&app, "GET", path, None).await.status();
+        assert!(![401, 403].contains(&s.as_u16()), "GET {path}: {s}");
+    }
+}
+
+#[tokio::test]
+async fn protected_reads_need_any_key_but_probes_do_not() {
+    let keys = keys_file();
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[
+            ("GENE_API__AUTH__KEYS_FILE", &keys.path),
+            ("GENE_API__AUTH__PROTECT_READS", "true"),
+        ],
+    )
+    .await;
+    for path in [
+        "/genes",
+        "/data",
+        "/jobs",
+        "/events",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert_error(
+            send(&app, "GET", path, None).await,
+            401,
+            "unauthorized",
+            "Bearer",
+        )
+        .await;
+    }
+    assert_eq!(
+        send(&app, "GET", "/genes", Some(&keys.write))
+            .await
+            .status(),
+        404,
+        "no_data, past the gate"
+    );
+    for path in ["/health", "/ready", "/"] {
+        assert_eq!(send(&app, "GET", path, None).await.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_keys_file_stops_start_up_naming_the_line() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys");
+    let (_, good) = generate("a", Scope::Write).unwrap();
+    std::fs::write(&path, format!("{good}\n# fine\nb root deadbeef\n")).unwrap();
+    let mut env = test_env(redis.port, Path::new(SAMPLE));
+    env.insert(
+        "GENE_API__AUTH__KEYS_FILE".into(),
+        path.display().to_string(),
+    );
+    let err = Application::build(settings(&env), Mode::Api)
+        .await
+        .err()
+        .expect("start-up must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("line 3") && msg.contains("unknown scope"),
+        "{msg}"
+    );
+    env.insert(
+        "GENE_API__AUTH__KEYS_FILE".into(),
+        "/nonexistent/keys".into(),
+    );
+    let err = Application::build(settings(&env), Mode::Api)
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("/nonexistent/keys"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_spent_budget_is_429_then_recovers() {
+    let keys = keys_file();
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[
+            ("GENE_API__AUTH__KEYS_FILE", &keys.path),
+            ("GENE_API__LIMITS__REQUESTS_PER_SECOND", "2"),
+            ("GENE_API__LIMITS__BURST", "5"),
+        ],
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(send(&app, "GET", "/jobs", None).await.status(), 200);
+    }
+    let r = send(&app, "GET", "/jobs", None).await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_error(r, 429, "rate_limited", "retry in").await;
+    // A client with a key has a budget of its own, even from the same address.
+    assert_eq!(
+        send(&app, "GET", "/jobs", Some(&keys.write)).await.status(),
+        200
+    );
+    // Probes are never limited.
+    assert_eq!(send(&app, "GET", "/health", None).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        send(&app, "GET", "/jobs", None).await.status(),
+        200,
+        "recovered"
+    );
+}
+
+#[tokio::test]
+async fn submissions_have_a_stricter_budget() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[
+            ("GENE_API__LIMITS__REQUESTS_PER_SECOND", "100"),
+            ("GENE_API__LIMITS__SUBMISSIONS_PER_SECOND", "1"),
+            ("GENE_API__LIMITS__SUBMISSION_BURST", "2"),
+        ],
+    )
+    .await;
+    app.load().await;
+    assert_eq!(app.post("/image").await.status(), 202);
+    assert_error(
+        app.post("/image").await,
+        429,
+        "rate_limited",
+        "job submissions",
+    )
+    .await;
+    assert_eq!(
+        app.get("/genes/HGNC:5").await.status(),
+        200,
+        "reads still answer"
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_submissions_and_queues_nothing() {
+    // The api alone: nothing consumes, so the backlog only grows.
+    let app = spawn_app_with(
+        Mode::Api,
+        Path::new(SAMPLE),
+        &[("GENE_API__LIMITS__MAX_BACKLOG", "3")],
+    )
+    .await;
+    let mut accepted = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = app.post("/data").await;
+        if r.status() == 503 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 202);
+        accepted += 1;
+        // The backlog is read every 250 ms.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = refused.expect("never refused");
+    assert!(accepted > 3, "accepted {accepted}");
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_error(r, 503, "busy", "nothing was queued").await;
+    let mut conn = app.redis.conn(0);
+    let len_before: u64 = conn.xlen("gene-api:jobs:stream").unwrap();
+    for _ in 0..5 {
+        assert_eq!(app.post("/data").await.status(), 503);
+    }
+    let len_after: u64 = conn.xlen("gene-api:jobs:stream").unwrap();
+    assert_eq!(
+        len_before, len_after,
+        "a refused submission queued something"
+    );
+    assert_eq!(app.get("/jobs").await.status(), 200, "reads keep working");
+}
+
+#[tokio::test]
+async fn images_stay_within_their_bounds_oldest_out_first() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__IMAGES__MAX_COUNT", "2")],
+    )
+    .await;
+    app.load().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = app.post("/image?width=200&height=200").await;
+        let job: Value = r.json().await.unwrap();
+        let id = job["id"].as_str().unwrap().to_string();
+        assert_eq!(app.wait_job(&id).await["status"], "done");
+        ids.push(id);
+    }
+    assert_error(
+        app.get(&format!("/image/{}", ids[0])).await,
+        404,
+        "image_evicted",
+        "max_count",
+    )
+    .await;
+    let first: Value = app
+        .get(&format!("/jobs/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(first["result"]["image_evicted_at"].is_string(), "{first}");
+    for id in &ids[1..] {
+        assert_eq!(app.get(&format!("/image/{id}")).await.status(), 200);
+    }
+    let mut img = app.redis.conn(1);
+    let count: u64 = img.zcard("gene-api:images").unwrap();
+    let total: u64 = img.get("gene-api:images:bytes").unwrap();
+    let sizes: Vec<u64> = img.hvals("gene-api:images:sizes").unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(
+        total,
+        sizes.iter().sum::<u64>(),
+        "the byte count matches what is kept"
+    );
+    // Deleting keeps the count of bytes true.
+    assert_eq!(
+        app.delete(&format!("/image/{}", ids[2])).await.status(),
+        200
+    );
+    let total2: u64 = img.get("gene-api:images:bytes").unwrap();
+    let sizes2: Vec<u64> = img.hvals("gene-api:images:sizes").unwrap();
+    assert_eq!((total2, sizes2.len()), (sizes2.iter().sum::<u64>(), 1));
+}
+
+#[tokio::test]
+async fn images_are_bounded_by_bytes_too() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__IMAGES__MAX_BYTES", "30000")],
+    )
+    .await;
+    app.load().await;
+    for _ in 0..4 {
+        let job: Value = app
+            .post("/image?width=400&height=300")
+            .await
+            .json()
+            .await
+            .unwrap();
+        app.wait_job(job["id"].as_str().unwrap()).await;
+    }
+    let mut img = app.redis.conn(1);
+    let total: u64 = img.get("gene-api:images:bytes").unwrap();
+    let count: u64 = img.zcard("gene-api:images").unwrap();
+    // One image may exceed the bound alone; more than one may not.
+    assert!(
+        total <= 30000 || count == 1,
+        "{total} bytes in {count} images"
+    );
+    assert!(count < 4, "nothing was evicted");
+}
+
+#[tokio::test]
+async fn too_many_event_streams_from_one_client_is_429() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__LIMITS__STREAMS_PER_CLIENT", "2")],
+    )
+    .await;
+    let a = app.get("/events").await;
+    let b = app.get("/events").await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    assert_error(
+        app.get("/events").await,
+        429,
+        "rate_limited",
+        "event streams",
+    )
+    .await;
+    drop(a);
+    // The slot comes back once the server notices the stream is gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/events").await;
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(b);
+}
+
+/// Opens a raw connection to the app.
+fn raw(app: &TestApp) -> std::net::TcpStream {
+    let addr = app.url("").trim_start_matches("http://").to_string();
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads until the server closes the connection; how long that took.
+fn time_to_close(mut s: std::net::TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return started.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__HTTP__HEADER_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    // Headers that never end.
+    let mut s = raw(&app);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let slow = tokio::task::spawn_blocking(move || time_to_close(s))
+        .await
+        .unwrap();
+    assert!(
+        slow < Duration::from_secs(5),
+        "slow headers held for {slow:?}"
+    );
+    // A kept-alive connection that asks nothing more.
+    let mut s = raw(&app);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let idle = tokio::task::spawn_blocking(move || time_to_close(s))
+        .await
+        .unwrap();
+    assert!(
+        idle < Duration::from_secs(5),
+        "an idle connection held for {idle:?}"
+    );
+    // A head over the limit (16 KiB) is refused: 431, or the connection cut
+    // (the server closes with our bytes unread, and the kernel's reset may
+    // eat the 431 before we read it). Never a 200; one under the limit is.
+    for (junk, refused) in [(20_000, true), (10_000, false)] {
+        let mut s = raw(&app);
+        let head = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Junk: {}\r\n\r\n",
+            "a".repeat(junk)
+        );
+        // Blocking I/O off the runtime: the server runs on it too.
+        let answer = tokio::task::spawn_blocking(move || {
+            let _ = s.write_all(head.as_bytes());
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            answer
+        })
+        .await
+        .unwrap();
+        let first = String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if refused {
+            assert!(
+                first.is_empty() || first.starts_with("HTTP/1.1 431"),
+                "a {junk} B head was answered: {first}"
+            );
+        } else {
+            assert!(
+                first.starts_with("HTTP/1.1 200"),
+                "a {junk} B head: {first}"
+            );
+        }
+    }
+    // The server still answers.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+/// Redis' `used_memory`.
+fn used_memory(app: &TestApp) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut app.redis.conn(0))
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_from_one_client_is_refused_politely_and_loses_nothing() {
+    use futures_util::StreamExt;
+    // The default limits (the test helpers turn them off for other tests).
+    let defaults = settings(&[("REDIS_IP".to_string(), "x".to_string())].into());
+    let (rate, burst) = (
+        defaults.limits.submissions_per_second,
+        defaults.limits.submission_burst,
+    );
+    assert!(rate > 0 && burst > 0, "the defaults limit submissions");
+    let (general, general_burst) = (defaults.limits.requests_per_second, defaults.limits.burst);
+    let keys = keys_file();
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[
+            ("GENE_API__AUTH__KEYS_FILE", &keys.path),
+            (
+                "GENE_API__LIMITS__REQUESTS_PER_SECOND",
+                &general.to_string(),
+            ),
+            ("GENE_API__LIMITS__BURST", &general_burst.to_string()),
+            (
+                "GENE_API__LIMITS__SUBMISSIONS_PER_SECOND",
+                &rate.to_string(),
+            ),
+            ("GENE_API__LIMITS__SUBMISSION_BURST", &burst.to_string()),
+        ],
+    )
+    .await;
+    load_with(&app, &keys.admin).await;
+    let before: Value = app
+        .client
+        .post(app.url("/image"))
+        .bearer_auth(&keys.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept = before["id"].as_str().unwrap().to_string();
+    app.wait_job(&kept).await;
+    let png_before = app
+        .get(&format!("/image/{kept}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let memory_before = used_memory(&app);
+
+    // Reads by another client (its own key, so its own budget), paced like a person's.
+    let reader = {
+        let client = app.client.clone();
+        let url = app.url("/genes/HGNC:5");
+        let key = keys.admin.clone();
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            let mut failures = 0;
+            for _ in 0..40 {
+                let t = Instant::now();
+                match client.get(&url).bearer_auth(&key).send().await {
+                    Ok(r) if r.status() == 200 => times.push(t.elapsed()),
+                    _ => failures += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (times, failures)
+        })
+    };
+    let started = Instant::now();
+    let answers: Vec<u16> = futures_util::stream::iter(0..10_000)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/image?kind=chromosome");
+            let key = keys.write.clone();
+            async move {
+                client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let accepted = answers.iter().filter(|s| **s == 202).count();
+    let limited = answers.iter().filter(|s| **s == 429).count();
+    let other: Vec<&u16> = answers
+        .iter()
+        .filter(|s| ![202, 429].contains(*s))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "answers other than 202/429: {:?}",
+        &other[..other.len().min(10)]
+    );
+    // The budget: the burst, then the rate, over the flood's duration (+1 s slack).
+    let bound = burst as f64 + rate as f64 * (elapsed.as_secs_f64() + 1.0);
+    assert!(
+        (accepted as f64) <= bound,
+        "{accepted} accepted in {elapsed:?}, budget {bound}"
+    );
+    assert!(limited >= 10_000 - bound as usize);
+
+    let (mut times, failures) = reader.await.unwrap();
+    times.sort();
+    let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+    eprintln!(
+        "flood: 10000 submissions in {elapsed:?}: {accepted} accepted, {limited} refused (429); \
+         reads p99 {p99:?} ({} ok, {failures} failed)",
+        times.len()
+    );
+    assert_eq!(failures, 0, "reads failed during the flood");
+
+    // Let the accepted plots finish, then look at what is kept.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let stats: Value = app.get("/jobs/stats").await.json().await.unwrap();
+        let busy = ["queued", "running", "retrying"]
+            .iter()
+            .map(|s| stats["jobs"][s].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        if busy == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the accepted plots did not finish: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let grown = used_memory(&app).saturating_sub(memory_before);
+    let images_bound = 268_435_456u64; // images.max_bytes, the default
+    eprintln!("flood: Redis used_memory grew {grown} bytes");
+    assert!(
+        grown < images_bound + 32 * 1024 * 1024,
+        "Redis grew {grown} bytes"
+    );
+    // Nothing stored before is lost.
+    assert_eq!(
+        app.get(&format!("/image/{kept}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        png_before
+    );
+    assert_eq!(app.get("/genes/HGNC:5").await.status(), 200);
+}
