@@ -5,6 +5,7 @@ mod helpers;
 mod image;
 mod jobs;
 mod operate;
+mod redis_security;
 mod resilience;
 #[allow(dead_code)]
 mod sse;
