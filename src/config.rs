@@ -1,6 +1,8 @@
 //! Typed settings, layered: `config/default.toml` (compiled in) -> optional
 //! `config/$APP_ENV.toml` -> `GENE_API__SECTION__KEY` environment variables,
-//! plus the deployment-facing `REDIS_IP`, `REDIS_PORT` and `REDIS_PASSWORD`.
+//! plus the deployment-facing `REDIS_IP`, `REDIS_PORT`, `REDIS_USERNAME`,
+//! `REDIS_PASSWORD`, `REDIS_TLS`, `REDIS_CA_FILE`, `REDIS_CLIENT_CERT_FILE`
+//! and `REDIS_CLIENT_KEY_FILE`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -85,8 +87,24 @@ pub struct RedisSettings {
     /// From `REDIS_IP`; required.
     pub host: String,
     pub port: u16,
+    /// A Redis 6+ ACL user (`REDIS_USERNAME`); unset means the `default` user.
+    #[serde(default)]
+    pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// TLS to Redis (`REDIS_TLS`). The server's certificate must name `host`.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) that signed the server's certificate (`REDIS_CA_FILE`);
+    /// unset means the public web roots, compiled in.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and its key, both PEM, for servers that ask for
+    /// one (`tls-auth-clients yes`): `REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     pub key_prefix: String,
     /// Per-command reply deadline.
     #[serde(rename = "response_timeout_ms", deserialize_with = "millis")]
@@ -206,6 +224,8 @@ pub enum ConfigError {
     MissingRedisIp,
     #[error("REDIS_PORT must be a port number (1-65535), got {0:?}")]
     BadRedisPort(String),
+    #[error("REDIS_TLS must be true or false, got {0:?}")]
+    BadRedisTls(String),
     #[error("invalid configuration: {0}")]
     Invalid(#[from] config::ConfigError),
     #[error("invalid configuration: {0}")]
@@ -261,8 +281,24 @@ impl Settings {
                 .ok_or_else(|| ConfigError::BadRedisPort(port.clone()))?;
             builder = builder.set_override("redis.port", port)?;
         }
-        if let Some(password) = env.get("REDIS_PASSWORD").filter(|s| !s.is_empty()) {
-            builder = builder.set_override("redis.password", password.as_str())?;
+        if let Some(tls) = env.get("REDIS_TLS").filter(|s| !s.is_empty()) {
+            let tls = match tls.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(ConfigError::BadRedisTls(tls.clone())),
+            };
+            builder = builder.set_override("redis.tls", tls)?;
+        }
+        for (var, key) in [
+            ("REDIS_USERNAME", "redis.username"),
+            ("REDIS_PASSWORD", "redis.password"),
+            ("REDIS_CA_FILE", "redis.ca_file"),
+            ("REDIS_CLIENT_CERT_FILE", "redis.client_cert_file"),
+            ("REDIS_CLIENT_KEY_FILE", "redis.client_key_file"),
+        ] {
+            if let Some(value) = env.get(var).filter(|s| !s.is_empty()) {
+                builder = builder.set_override(key, value.as_str())?;
+            }
         }
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.check()?;
@@ -296,6 +332,29 @@ impl Settings {
         rule(
             !self.redis.key_prefix.is_empty() && !self.redis.key_prefix.contains(' '),
             "redis.key_prefix must be a non-empty word",
+        )?;
+        let r = &self.redis;
+        rule(
+            r.username
+                .as_deref()
+                .is_none_or(|u| !u.is_empty() && !u.contains(char::is_whitespace)),
+            "redis.username (REDIS_USERNAME) must be one word",
+        )?;
+        // Without a password redis-rs sends no AUTH at all, so the username
+        // would be ignored and the connection would silently be `default`'s.
+        rule(
+            r.username.is_none() || r.password.is_some(),
+            "REDIS_USERNAME is set but REDIS_PASSWORD is not: an ACL user needs its password",
+        )?;
+        rule(
+            r.client_cert_file.is_some() == r.client_key_file.is_some(),
+            "REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both or neither",
+        )?;
+        // A CA or client certificate with TLS off is a deployment that believes
+        // it is encrypted and is not.
+        rule(
+            r.tls || (r.ca_file.is_none() && r.client_cert_file.is_none()),
+            "REDIS_CA_FILE / REDIS_CLIENT_CERT_FILE are set but TLS is off: set REDIS_TLS=true",
         )?;
         rule(
             !self.data.source.trim().is_empty(),
@@ -385,6 +444,79 @@ mod tests {
         assert_eq!(s.workers.concurrency, 7);
         assert_eq!(s.pipeline.reclaim_after, Duration::from_millis(1500));
         assert!(!format!("{s:?}").contains("hunter2"), "password leaked");
+    }
+
+    #[test]
+    fn acl_user_and_tls_come_from_the_plain_or_the_prefixed_variables() {
+        let s = Settings::load(&env(&[("REDIS_IP", "r")]), &no_dir()).unwrap();
+        let r = &s.redis;
+        assert!(r.username.is_none() && !r.tls && r.ca_file.is_none());
+        assert!(r.client_cert_file.is_none() && r.client_key_file.is_none());
+
+        let s = Settings::load(
+            &env(&[
+                ("REDIS_IP", "r"),
+                ("REDIS_USERNAME", "gene-api"),
+                ("REDIS_PASSWORD", "hunter2"),
+                ("REDIS_TLS", "true"),
+                ("REDIS_CA_FILE", "/run/secrets/ca.pem"),
+                ("REDIS_CLIENT_CERT_FILE", "/run/secrets/client.pem"),
+                ("REDIS_CLIENT_KEY_FILE", "/run/secrets/client.key"),
+            ]),
+            &no_dir(),
+        )
+        .unwrap();
+        let r = &s.redis;
+        assert_eq!(r.username.as_deref(), Some("gene-api"));
+        assert!(r.tls);
+        assert_eq!(r.ca_file.as_deref(), Some(Path::new("/run/secrets/ca.pem")));
+        assert_eq!(
+            r.client_cert_file.as_deref(),
+            Some(Path::new("/run/secrets/client.pem"))
+        );
+        assert_eq!(
+            r.client_key_file.as_deref(),
+            Some(Path::new("/run/secrets/client.key"))
+        );
+        assert!(!format!("{s:?}").contains("hunter2"), "password leaked");
+
+        let s = Settings::load(
+            &env(&[
+                ("REDIS_IP", "r"),
+                ("GENE_API__REDIS__USERNAME", "u"),
+                ("GENE_API__REDIS__PASSWORD", "p"),
+                ("GENE_API__REDIS__TLS", "true"),
+                ("GENE_API__REDIS__CA_FILE", "/ca.pem"),
+            ]),
+            &no_dir(),
+        )
+        .unwrap();
+        assert_eq!(s.redis.username.as_deref(), Some("u"));
+        assert!(s.redis.tls);
+        assert_eq!(s.redis.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+    }
+
+    #[test]
+    fn inconsistent_acl_or_tls_settings_are_refused_with_the_fix() {
+        let load = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("REDIS_IP", "r")];
+            all.extend_from_slice(pairs);
+            Settings::load(&env(&all), &no_dir())
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = load(&[("REDIS_TLS", "maybe")]);
+        assert!(msg.contains("REDIS_TLS") && msg.contains("maybe"), "{msg}");
+        let msg = load(&[("REDIS_USERNAME", "gene")]);
+        assert!(msg.contains("REDIS_PASSWORD"), "{msg}");
+        let msg = load(&[("REDIS_USERNAME", "two words"), ("REDIS_PASSWORD", "p")]);
+        assert!(msg.contains("REDIS_USERNAME"), "{msg}");
+        let msg = load(&[("REDIS_TLS", "true"), ("REDIS_CLIENT_CERT_FILE", "/c.pem")]);
+        assert!(msg.contains("REDIS_CLIENT_KEY_FILE"), "{msg}");
+        let msg = load(&[("REDIS_CA_FILE", "/ca.pem")]);
+        assert!(msg.contains("REDIS_TLS=true"), "{msg}");
+        let msg = load(&[("REDIS_TLS", "false"), ("REDIS_CA_FILE", "/ca.pem")]);
+        assert!(msg.contains("REDIS_TLS=true"), "{msg}");
     }
 
     #[test]

@@ -136,6 +136,11 @@ impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         if crate::store::redis_is_transient(&e) {
             Self::Unavailable(e)
+        } else if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
+            // Not a bug of ours but a deployment's: say in the log what fixes it.
+            Self::Internal(format!(
+                "{e} (the Redis user lacks a right gene-api needs: give it the README's ACL line)"
+            ))
         } else {
             Self::Internal(e.to_string())
         }

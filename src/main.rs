@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 /// The HGNC gene data set over HTTP, with Redis and a Redis Streams job pipeline.
 ///
 /// Settings come from config/default.toml, config/$APP_ENV.toml and the
-/// environment: REDIS_IP (required), REDIS_PORT, REDIS_PASSWORD and
+/// environment: REDIS_IP (required), REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
+/// REDIS_TLS, REDIS_CA_FILE, REDIS_CLIENT_CERT_FILE, REDIS_CLIENT_KEY_FILE and
 /// GENE_API__<SECTION>__<KEY> (e.g. GENE_API__HTTP__PORT=5000). See README.md.
 #[derive(Parser)]
 #[command(version, about, long_about)]

@@ -86,6 +86,16 @@ class Stack:
 
     def __init__(self, binary, work):
         self.binary, self.work = binary, work
+        # Keys on, as in the deployments: an admin key and a write key from
+        # the binary's own `keygen` (stdout: the key, then the keys-file line).
+        self.keys_file = os.path.join(work, "keys")
+        self.keys = {}
+        with open(self.keys_file, "w") as f:
+            for name, scope in (("live-admin", "admin"), ("live-writer", "write")):
+                key, line = subprocess.run([binary, "keygen", "--name", name, "--scope", scope],
+                                           check=True, capture_output=True, text=True).stdout.split("\n")[:2]
+                self.keys[scope] = key
+                f.write(line + "\n")
         self.procs = {}
         self.redis_port = free_port()
         self.api_port = free_port()
@@ -102,6 +112,7 @@ class Stack:
             "REDIS_PORT": str(self.redis_port),
             "GENE_API__DATA__SOURCE": SAMPLE,
             "GENE_API__HTTP__PORT": str(self.api_port),
+            "GENE_API__AUTH__KEYS_FILE": self.keys_file,
             # schemathesis sends `Prefer: wait=N`: keep each such request short.
             "GENE_API__HTTP__MAX_WAIT_SECS": "3",
             # One client (schemathesis) sends thousands of requests: with the
@@ -139,8 +150,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 p.kill()
 
+    @property
+    def auth(self):
+        return {"Authorization": f"Bearer {self.keys['admin']}"}
+
     def load(self):
-        status, _, body = http("POST", f"{self.api}/data", headers={"Prefer": "wait=3"})
+        status, _, body = http("POST", f"{self.api}/data", headers={"Prefer": "wait=3", **self.auth})
+        if status not in (200, 202):
+            raise Failed(f"POST /data: {status} {body[:200]!r}")
         job = json.loads(body)
         wait_until("the load job done", lambda: self.job(job["id"])["status"] == "done")
         return job
@@ -153,7 +170,7 @@ class Stack:
 
     def plot(self, kind, width=300, height=200):
         body = json.dumps({"kind": "plot", "plot": kind, "width": width, "height": height}).encode()
-        status, _, raw = http("POST", f"{self.api}/jobs", body, {"Content-Type": "application/json"})
+        status, _, raw = http("POST", f"{self.api}/jobs", body, {"Content-Type": "application/json", **self.auth})
         if status != 202:
             raise Failed(f"POST /jobs: {status} {raw[:200]!r}")
         return json.loads(raw)["id"]
@@ -315,6 +332,9 @@ def check_fuzz(stack, venv_bin, examples):
             "--phases", "examples,coverage,fuzzing,stateful",
             # Endless by design: checked by the events step instead.
             "--exclude-path", "/events",
+            # An admin key: every operation is reachable (401/403 are
+            # checked by tests/api/security.rs).
+            "--header", f"Authorization: Bearer {stack.keys['admin']}",
             "--no-color"]
     # cwd: schemathesis writes its state (.schemathesis/) where it runs.
     r = subprocess.run(argv, capture_output=True, text=True, cwd=stack.work)
@@ -335,7 +355,8 @@ def check_dashboard(stack, venv_bin, screenshot):
     step("dashboard: headless Chromium drives GET /")
     stack.load()
     argv = [os.path.join(venv_bin, "python"), os.path.join(ROOT, "scripts", "live", "dashboard_check.py"),
-            "--base", stack.api, "--api-pid", str(stack.procs["api"].pid)]
+            "--base", stack.api, "--api-pid", str(stack.procs["api"].pid),
+            "--key", stack.keys["admin"], "--write-key", stack.keys["write"]]
     if screenshot:
         argv += ["--screenshot", screenshot]
     r = subprocess.run(argv)

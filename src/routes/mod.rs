@@ -132,16 +132,35 @@ fn health_and_ready(store: Store) -> impl Filter<Extract = (Response,), Error = 
         (status = 503, description = "Redis does not answer (`not_ready`)", body = ErrorBody))
 )]
 async fn ready(store: Store) -> Response {
-    if store.ping().await {
-        json_with(StatusCode::OK, &serde_json::json!({"status": "ready"}))
-    } else {
-        json_with(
+    match store.check().await {
+        Ok(()) => json_with(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(e) => json_with(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({
-                "error": "not_ready",
-                "message": "Redis (db 0 or db 1) does not answer; check REDIS_IP and that Redis runs",
-            }),
-        )
+            &serde_json::json!({"error": "not_ready", "message": not_ready_message(&e)}),
+        ),
+    }
+}
+
+/// What an operator must fix, told apart because each has its own fix. The
+/// details are Redis's or the TLS library's words: no secret is in them.
+fn not_ready_message(e: &redis::RedisError) -> String {
+    use redis::{ErrorKind, ServerErrorKind};
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => format!(
+            "Redis refused the credentials ({e}); check REDIS_USERNAME and REDIS_PASSWORD, \
+             and that the ACL user is on"
+        ),
+        ErrorKind::Server(ServerErrorKind::NoPerm) => format!(
+            "the Redis user may not use gene-api's keys or commands (NOPERM {}); give it the \
+             ACL line of the README (\"Redis with an ACL user and TLS\")",
+            e.detail().unwrap_or_default()
+        ),
+        _ => format!(
+            "Redis (db 0 or db 1) does not answer ({e}); check REDIS_IP, REDIS_PORT and that \
+             Redis runs; with REDIS_TLS=true also that REDIS_PORT is its TLS port, that \
+             REDIS_CA_FILE holds the CA of its certificate, and whether it asks for a client \
+             certificate (REDIS_CLIENT_CERT_FILE)"
+        ),
     }
 }
 

@@ -36,6 +36,9 @@ struct State {
     failures: u32,
     /// No attempt before this.
     closed_until: Option<Instant>,
+    /// Why the last attempt failed, told to the callers turned away meanwhile
+    /// (a TLS failure looks like any lost connection otherwise).
+    cause: Option<String>,
 }
 
 impl Breaker {
@@ -59,7 +62,7 @@ impl Breaker {
         };
         let now = Instant::now();
         if now < until {
-            return Err(unreachable(until - now));
+            return Err(unreachable(until - now, s.cause.as_deref()));
         }
         s.closed_until = Some(now + self.pause(s.failures));
         Ok(Admitted::Attempt)
@@ -68,18 +71,23 @@ impl Breaker {
     /// Records how a request went: a connection failure closes the gate for
     /// a longer pause; anything Redis answered opens it.
     pub fn observe<T>(&self, result: &RedisResult<T>) {
-        let lost = matches!(result, Err(e) if is_connection_error(e));
+        let lost = match result {
+            Err(e) if is_connection_error(e) => Some(e),
+            _ => None,
+        };
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if lost {
+        if let Some(e) = lost {
             s.failures = s.failures.saturating_add(1);
             let pause = self.pause(s.failures);
             if s.failures == 1 || s.failures.is_power_of_two() {
                 tracing::warn!(
                     failures = s.failures,
                     ?pause,
+                    error = %e,
                     "Redis unreachable; next attempt after a pause"
                 );
             }
+            s.cause = Some(e.to_string());
             s.closed_until = Some(Instant::now() + pause);
         } else {
             // Redis answered (even if with an error of its own).
@@ -105,11 +113,12 @@ pub fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped()
 }
 
-fn unreachable(wait: Duration) -> RedisError {
+fn unreachable(wait: Duration, cause: Option<&str>) -> RedisError {
+    let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
     std::io::Error::new(
         std::io::ErrorKind::ConnectionRefused,
         format!(
-            "Redis is unreachable; the next connection attempt is in {} ms",
+            "Redis is unreachable{cause}; the next connection attempt is in {} ms",
             wait.as_millis()
         ),
     )

@@ -3,6 +3,7 @@
 //! db 0 holds gene data, the job stream and job records; db 1 holds images.
 //! Every key starts with the configured prefix (default `gene-api`).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,12 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::RedisFuture;
 
 pub use breaker::{Admitted, Breaker};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError,
+    RedisResult, TlsCertificates,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::RedisSettings;
 
@@ -188,6 +194,20 @@ fn stale_failure<T>(admitted: Admitted, r: &RedisResult<T>) -> bool {
     admitted == Admitted::Attempt && matches!(r, Err(e) if breaker::is_connection_error(e))
 }
 
+/// Why the Redis connections cannot be set up; each message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A TLS file of the settings is missing or unusable.
+    #[error("{var}={}: {problem}", path.display())]
+    TlsFile {
+        var: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
 /// Shared connections. Cloning is one reference count: every request clones
 /// it. The managers multiplex one socket each and reconnect after Redis comes
 /// back, paced by one [`Breaker`] for the whole process.
@@ -213,10 +233,15 @@ pub struct StoreInner {
 
 impl Store {
     /// Connections for both databases. They connect lazily, so the service starts
-    /// (and reports not-ready) while Redis is still down.
-    pub fn new(settings: &RedisSettings) -> RedisResult<Self> {
-        let data_client = client(settings, DATA_DB)?;
-        let image_client = client(settings, IMAGE_DB)?;
+    /// (and reports not-ready) while Redis is still down; the TLS files, though,
+    /// are read here, so that a wrong one stops the start with its name.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let tls = settings
+            .tls
+            .then(|| tls_certificates(settings))
+            .transpose()?;
+        let data_client = client(settings, DATA_DB, tls.as_ref())?;
+        let image_client = client(settings, IMAGE_DB, tls.as_ref())?;
         let response_timeout = settings.response_timeout;
         let connect_timeout = settings.connect_timeout;
         // One attempt per reconnect: the breaker paces the attempts.
@@ -260,16 +285,22 @@ impl Store {
         r
     }
 
-    /// True when both databases answer PING.
-    pub async fn ping(&self) -> bool {
+    /// Ok when both databases answer a read of one of the service's keys.
+    /// A key command rather than PING: an ACL user without rights on the key
+    /// prefix then fails here (NOPERM), so the process is not ready, instead
+    /// of being ready and failing every request.
+    pub async fn check(&self) -> RedisResult<()> {
         let mut d = self.data.clone();
         let mut i = self.images.clone();
-        let ping = redis::cmd("PING");
+        let mut data_key = redis::cmd("EXISTS");
+        data_key.arg(self.keys.current());
+        let mut image_key = redis::cmd("EXISTS");
+        image_key.arg(self.keys.images_index());
         let (a, b) = tokio::join!(
-            ping.query_async::<String>(&mut d),
-            ping.query_async::<String>(&mut i)
+            data_key.query_async::<i64>(&mut d),
+            image_key.query_async::<i64>(&mut i)
         );
-        a.is_ok() && b.is_ok()
+        a.and(b).map(drop)
     }
 }
 
@@ -290,18 +321,131 @@ pub fn redis_is_transient(e: &RedisError) -> bool {
         || e.is_connection_refusal()
         || matches!(
             e.kind(),
-            ErrorKind::Server(ServerErrorKind::BusyLoading)
+            // Refused credentials are fixed outside (the Secret, the ACL), and
+            // the next connection picks the fix up: a job should wait, not fail.
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(ServerErrorKind::BusyLoading)
                 | ErrorKind::Server(ServerErrorKind::TryAgain)
                 | ErrorKind::Server(ServerErrorKind::MasterDown)
         )
 }
 
-fn client(settings: &RedisSettings, db: i64) -> RedisResult<Client> {
+fn client(settings: &RedisSettings, db: i64, tls: Option<&TlsCertificates>) -> RedisResult<Client> {
     let mut info = (settings.host.as_str(), settings.port).into_connection_info()?;
     let mut redis = info.redis_settings().clone().set_db(db);
+    if let Some(user) = &settings.username {
+        // CLIENT SETINFO only labels the connection in CLIENT LIST. Sent by an
+        // ACL user it needs a rule of its own, which Redis before 7.2 rejects
+        // as unknown; without the rule every connection adds a NOPERM entry
+        // to the ACL LOG. So an ACL user's connections skip it.
+        redis = redis.set_username(user).set_skip_set_lib_name();
+    }
     if let Some(pw) = &settings.password {
         redis = redis.set_password(pw.expose());
     }
     info = info.set_redis_settings(redis);
-    Client::open(info)
+    match tls {
+        None => Client::open(info),
+        Some(certs) => {
+            let info = info.set_addr(ConnectionAddr::TcpTls {
+                host: settings.host.clone(),
+                port: settings.port,
+                insecure: false,
+                tls_params: None,
+            });
+            Client::build_with_tls(info, certs.clone())
+        }
+    }
+}
+
+/// The PEM files of the TLS settings, read and checked once: redis-rs would
+/// only find a wrong one at each connection attempt, as a failure that names
+/// no file, while the process looked merely not ready.
+fn tls_certificates(settings: &RedisSettings) -> Result<TlsCertificates, StoreError> {
+    // ring, as reqwest uses. An error means a provider is installed already,
+    // which serves as well.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    let root_cert = match &settings.ca_file {
+        Some(path) => {
+            let var = "REDIS_CA_FILE";
+            let pem = read_file(var, path)?;
+            for cert in certificates(var, path, &pem)? {
+                roots.add(cert).map_err(|e| {
+                    tls_file(var, path, format!("not a usable CA certificate: {e}"))
+                })?;
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    let client_tls = match (&settings.client_cert_file, &settings.client_key_file) {
+        (Some(cert_path), Some(key_path)) => {
+            let cert_pem = read_file("REDIS_CLIENT_CERT_FILE", cert_path)?;
+            let key_pem = read_file("REDIS_CLIENT_KEY_FILE", key_path)?;
+            let chain = certificates("REDIS_CLIENT_CERT_FILE", cert_path, &cert_pem)?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                tls_file(
+                    "REDIS_CLIENT_KEY_FILE",
+                    key_path,
+                    format!("holds no usable PEM private key: {e}"),
+                )
+            })?;
+            // The configuration redis-rs builds per connection, built once now:
+            // it checks that the key belongs to the certificate.
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| {
+                    tls_file(
+                        "REDIS_CLIENT_KEY_FILE",
+                        key_path,
+                        format!(
+                            "does not go with REDIS_CLIENT_CERT_FILE={}: {e}",
+                            cert_path.display()
+                        ),
+                    )
+                })?;
+            Some(ClientTlsConfig {
+                client_cert: cert_pem,
+                client_key: key_pem,
+            })
+        }
+        // The settings allow both or neither.
+        _ => None,
+    };
+    Ok(TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+fn read_file(var: &'static str, path: &Path) -> Result<Vec<u8>, StoreError> {
+    std::fs::read(path).map_err(|e| tls_file(var, path, format!("cannot read it: {e}")))
+}
+
+fn certificates(
+    var: &'static str,
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, StoreError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_file(var, path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(tls_file(
+            var,
+            path,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+fn tls_file(var: &'static str, path: &Path, problem: String) -> StoreError {
+    StoreError::TlsFile {
+        var,
+        path: path.to_path_buf(),
+        problem,
+    }
 }

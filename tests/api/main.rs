@@ -5,6 +5,7 @@ mod helpers;
 mod image;
 mod jobs;
 mod operate;
+mod redis_security;
 mod resilience;
 mod security;
 #[allow(dead_code)]
