@@ -766,16 +766,16 @@ class Bench:
             f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
         )
 
-    def metrics_cost(self):
-        """Point reads with metrics on against the same with metrics off: two
-        `gene-api api` processes on the same Redis, alike but for
-        GENE_API__METRICS__ENABLED, measured by turns (on, off, off, on, ...)
-        so that the machine's drift falls on both alike."""
+    def side_by_side(self, label, env_on, env_off, headers=(), after=None):
+        """Point reads against two `gene-api api` processes on the same Redis,
+        alike but for `env_on` / `env_off`, measured by turns (on, off, off,
+        on, ...) so that the machine's drift falls on both alike. Returns the
+        req/s of each turn, by side."""
         c = self.cfg
         ids_file = os.path.join(self.a.work, "ids.txt")
         procs = {}
         try:
-            for name, enabled in (("on", "true"), ("off", "false")):
+            for name, extra in (("on", env_on), ("off", env_off)):
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", 0))
                     port = sock.getsockname()[1]
@@ -784,10 +784,12 @@ class Bench:
                 env.update({
                     "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
                     "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
-                    "GENE_API__METRICS__ENABLED": enabled, "GENE_API__DATA__SOURCE": self.a.data,
-                    "RUST_LOG": "warn", "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0",
+                    "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
+                    # The budgets would cap wrk; each side is measured without them.
+                    "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0",
+                    **extra,
                 })
-                log_file = open(os.path.join(self.a.work, f"api-metrics-{name}.log"), "wb")
+                log_file = open(os.path.join(self.a.work, f"api-{label}-{name}.log"), "wb")
                 procs[name] = (subprocess.Popen([self.a.binary, "api"], env=env, stdout=log_file,
                                                 stderr=subprocess.STDOUT), port)
             for name, (proc, port) in procs.items():
@@ -799,14 +801,15 @@ class Bench:
                     except (OSError, BenchError):
                         pass
                     if time.monotonic() > deadline or proc.poll() is not None:
-                        raise BenchError(f"the metrics-{name} api did not get ready")
+                        raise BenchError(f"the {label}-{name} api did not get ready")
                     time.sleep(0.1)
             rps = {"on": [], "off": []}
+            header_args = [a for h in headers for a in ("-H", h)]
             for i in range(c["metrics_rounds"]):
                 for name in (("on", "off") if i % 2 == 0 else ("off", "on")):
                     out = run_tool(
                         ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
-                         "-d", f"{c['metrics_secs']}s", "--timeout", "5s",
+                         "-d", f"{c['metrics_secs']}s", "--timeout", "5s", *header_args,
                          "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{procs[name][1]}"],
                         env={"BENCH_IDS": ids_file},
                         timeout=c["metrics_secs"] + 60,
@@ -814,14 +817,12 @@ class Bench:
                     w = wrk_json(out)
                     bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
                     if w["requests"] == 0 or bad:
-                        raise BenchError(f"wrk against the metrics-{name} api: {w['requests']} requests, {bad} errors")
+                        raise BenchError(f"wrk against the {label}-{name} api: {w['requests']} requests, {bad} errors")
                     rps[name].append(w["requests"] / (w["duration_us"] / 1e6))
-            # The "on" process really counted them; the "off" one has no /metrics.
-            status, _, body = Http(procs["on"][1]).request("GET", "/metrics")
-            if status != 200 or b'route="/genes/{hgnc_id}"' not in body:
-                raise BenchError(f"GET /metrics of the metrics-on api: {status}, no /genes/{{hgnc_id}} series")
-            if Http(procs["off"][1]).request("GET", "/metrics")[0] != 404:
-                raise BenchError("the metrics-off api answers /metrics")
+            ports = {name: port for name, (_, port) in procs.items()}
+            if after:
+                after(ports)
+            return rps, ports
         finally:
             for proc, _ in procs.values():
                 proc.terminate()
@@ -830,10 +831,49 @@ class Bench:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+    def metrics_cost(self):
+        """Point reads with metrics on against the same with them off."""
+        def check(ports):
+            # The "on" process really counted them; the "off" one has no /metrics.
+            status, _, body = Http(ports["on"]).request("GET", "/metrics")
+            if status != 200 or b'route="/genes/{hgnc_id}"' not in body:
+                raise BenchError(f"GET /metrics of the metrics-on api: {status}, no /genes/{{hgnc_id}} series")
+            if Http(ports["off"]).request("GET", "/metrics")[0] != 404:
+                raise BenchError("the metrics-off api answers /metrics")
+
+        rps, _ = self.side_by_side("metrics", {"GENE_API__METRICS__ENABLED": "true"},
+                                   {"GENE_API__METRICS__ENABLED": "false"}, after=check)
         on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
         self.raw["metrics_cost"] = {"on_req_s": rps["on"], "off_req_s": rps["off"],
                                     "on_median": on, "off_median": off, "ratio": on / off}
         log(f"point reads, metrics on {on:.0f} req/s, off {off:.0f} req/s (medians of {len(rps['on'])}): "
+            f"ratio {on / off:.3f}")
+
+    def auth_cost(self):
+        """Point reads that each pass the key check (keys on, reads protected,
+        a valid key sent) against the same with no keys configured."""
+        key, line = subprocess.run([self.a.binary, "keygen", "--name", "bench", "--scope", "write"],
+                                   check=True, capture_output=True, text=True).stdout.split("\n")[:2]
+        keys_file = os.path.join(self.a.work, "keys")
+        with open(keys_file, "w") as f:
+            f.write(line + "\n")
+        def check(ports):
+            # The check was really made: without the key, the "on" side refuses.
+            if Http(ports["on"]).request("GET", "/genes")[0] != 401:
+                raise BenchError("the keys-on api answers reads without a key")
+
+        rps, _ = self.side_by_side(
+            "auth",
+            {"GENE_API__AUTH__KEYS_FILE": keys_file, "GENE_API__AUTH__PROTECT_READS": "true"},
+            {},
+            headers=(f"Authorization: Bearer {key}",),
+            after=check,
+        )
+        on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
+        self.raw["auth_cost"] = {"on_req_s": rps["on"], "off_req_s": rps["off"],
+                                 "on_median": on, "off_median": off, "ratio": on / off}
+        log(f"point reads, key checked {on:.0f} req/s, no keys {off:.0f} req/s (medians of {len(rps['on'])}): "
             f"ratio {on / off:.3f}")
 
     def sse_fanout(self):
@@ -1007,6 +1047,9 @@ class Bench:
         R(f"8 point reads with metrics on (median of {len(m['on_req_s'])} turns)", m["on_median"], "req/s",
           m["off_median"], "the same, metrics off (GENE_API__METRICS__ENABLED=false)", m["ratio"],
           ">= 0.95 x ref", m["ratio"] >= 0.95)
+        a = r["auth_cost"]
+        R(f"9 point reads, each key checked (median of {len(a['on_req_s'])} turns)", a["on_median"], "req/s",
+          a["off_median"], "the same, no keys configured", a["ratio"])
 
     def print_table(self):
         def fmt(v):
@@ -1082,6 +1125,7 @@ class Bench:
             ("5 job pipeline", self.pipeline),
             ("7 SSE fan-out", self.sse_fanout),
             ("8 metrics cost", self.metrics_cost),
+            ("9 key check cost", self.auth_cost),
             ("6 footprint (end)", self.footprint_end),
         ]
         for name, fn in steps:

@@ -59,6 +59,44 @@ async fn load_with(app: &TestApp, key: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// What this test expects of each operation (its own table, not the
+/// server's): writes need `write`, these need `admin`, the rest are reads.
+const WRITE: &[(&str, &str)] = &[
+    ("post", "/data"),
+    ("post", "/image"),
+    ("post", "/jobs"),
+    ("delete", "/jobs/{job_id}"),
+    ("post", "/jobs/{job_id}/retry"),
+];
+const ADMIN: &[(&str, &str)] = &[
+    ("delete", "/data"),
+    ("delete", "/image"),
+    ("delete", "/image/{job_id}"),
+    ("post", "/jobs/dead/{entry_id}/requeue"),
+    ("delete", "/jobs/dead/{entry_id}"),
+];
+/// Reads open even when reads are protected.
+const ALWAYS_OPEN: &[&str] = &["/health", "/ready", "/", "/whoami"];
+
+/// Every operation of the contract, with its path filled in.
+async fn operations(app: &TestApp) -> Vec<(String, String, String)> {
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let job = uuid::Uuid::new_v4();
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{job_id}", &job.to_string())
+                .replace("{hgnc_id}", "HGNC:5")
+                .replace("{entry_id}", "1-0")
+                .replace("{file}", "swagger-ui.css");
+            ops.push((method.clone(), path.clone(), concrete));
+        }
+    }
+    assert!(ops.len() >= 30, "{} operations", ops.len());
+    ops
+}
+
 #[tokio::test]
 async fn every_route_asks_for_the_right_scope() {
     let keys = keys_file();
@@ -69,60 +107,54 @@ async fn every_route_asks_for_the_right_scope() {
     )
     .await;
     load_with(&app, &keys.write).await;
-    let job = uuid::Uuid::new_v4();
-    let write_routes = [
-        ("POST", "/data".to_string()),
-        ("POST", "/image".to_string()),
-        ("POST", "/jobs".to_string()),
-        ("DELETE", format!("/jobs/{job}")),
-        ("POST", format!("/jobs/{job}/retry")),
-    ];
-    let admin_routes = [
-        ("DELETE", format!("/image/{job}")),
-        ("POST", "/jobs/dead/1-0/requeue".to_string()),
-        ("DELETE", "/jobs/dead/1-0".to_string()),
-        ("DELETE", "/image".to_string()),
-        ("DELETE", "/data".to_string()),
-    ];
-    for (method, path) in write_routes.iter().chain(admin_routes.iter()) {
-        // No key and a wrong key: the same 401, so nobody learns which keys exist.
+    let method = |m: &str| m.to_ascii_uppercase();
+    for (m, template, path) in operations(&app).await {
+        let needs_admin = ADMIN.contains(&(m.as_str(), template.as_str()));
+        let needs_write = needs_admin || WRITE.contains(&(m.as_str(), template.as_str()));
+        if !needs_write {
+            assert_eq!(
+                m, "get",
+                "{m} {template}: a write missing from the test's table"
+            );
+            let s = send(&app, "GET", &path, None).await.status().as_u16();
+            assert!(
+                ![401, 403].contains(&s),
+                "GET {template} without a key: {s}"
+            );
+            continue;
+        }
+        // No key, a wrong key, an empty one: the same 401, so nobody learns
+        // which keys exist.
         for key in [None, Some("gak_not-a-key"), Some("")] {
-            let r = send(&app, method, path, key).await;
+            let r = send(&app, &method(&m), &path, key).await;
             assert_eq!(
                 r.headers()
                     .get("www-authenticate")
                     .and_then(|v| v.to_str().ok()),
                 Some("Bearer realm=\"gene-api\""),
-                "{method} {path}"
+                "{m} {template}"
             );
             assert_error(r, 401, "unauthorized", "Authorization: Bearer").await;
         }
-    }
-    for (method, path) in &admin_routes {
-        let r = send(&app, method, path, Some(&keys.write)).await;
-        assert_error(r, 403, "forbidden", "admin").await;
-    }
-    // The right key passes the gate (the route itself then answers).
-    for (method, path) in &write_routes {
-        let s = send(&app, method, path, Some(&keys.write)).await.status();
-        assert!(![401, 403].contains(&s.as_u16()), "{method} {path}: {s}");
-    }
-    for (method, path) in &admin_routes {
-        let s = send(&app, method, path, Some(&keys.admin)).await.status();
-        assert!(![401, 403].contains(&s.as_u16()), "{method} {path}: {s}");
-    }
-    // Reads stay open.
-    for path in [
-        "/genes",
-        "/jobs",
-        "/jobs/stats",
-        "/openapi.json",
-        "/metrics",
-        "/",
-        "/health",
-    ] {
-        let s = send(&app, "GET", path, None).await.status();
-        assert!(![401, 403].contains(&s.as_u16()), "GET {path}: {s}");
+        let with_write = send(&app, &method(&m), &path, Some(&keys.write)).await;
+        if needs_admin {
+            assert_error(with_write, 403, "forbidden", "admin").await;
+        } else {
+            let s = with_write.status().as_u16();
+            assert!(
+                ![401, 403].contains(&s),
+                "{m} {template} with a write key: {s}"
+            );
+        }
+        // The right key passes the gate (the route itself then answers).
+        let s = send(&app, &method(&m), &path, Some(&keys.admin))
+            .await
+            .status()
+            .as_u16();
+        assert!(
+            ![401, 403].contains(&s),
+            "{m} {template} with an admin key: {s}"
+        );
     }
 }
 
@@ -138,32 +170,47 @@ async fn protected_reads_need_any_key_but_probes_do_not() {
         ],
     )
     .await;
-    for path in [
-        "/genes",
-        "/data",
-        "/jobs",
-        "/events",
-        "/metrics",
-        "/openapi.json",
-    ] {
-        assert_error(
-            send(&app, "GET", path, None).await,
-            401,
-            "unauthorized",
-            "Bearer",
-        )
-        .await;
+    let spec_with_key = app
+        .client
+        .get(app.url("/openapi.json"))
+        .bearer_auth(&keys.write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec_with_key.status(), 200);
+    // `operations` reads the contract without a key: here it is protected too.
+    assert_error(
+        send(&app, "GET", "/openapi.json", None).await,
+        401,
+        "unauthorized",
+        "Bearer",
+    )
+    .await;
+    let spec: Value = spec_with_key.json().await.unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if item.get("get").is_none() {
+            continue;
+        }
+        let concrete = path
+            .replace("{job_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{hgnc_id}", "HGNC:5")
+            .replace("{entry_id}", "1-0")
+            .replace("{file}", "swagger-ui.css");
+        let s = send(&app, "GET", &concrete, None).await.status().as_u16();
+        if ALWAYS_OPEN.contains(&path.as_str()) {
+            assert_eq!(s, 200, "GET {path} must stay open");
+        } else {
+            assert_eq!(s, 401, "GET {path} without a key");
+            let s = send(&app, "GET", &concrete, Some(&keys.write))
+                .await
+                .status()
+                .as_u16();
+            assert!(![401, 403].contains(&s), "GET {path} with a key: {s}");
+            checked += 1;
+        }
     }
-    assert_eq!(
-        send(&app, "GET", "/genes", Some(&keys.write))
-            .await
-            .status(),
-        404,
-        "no_data, past the gate"
-    );
-    for path in ["/health", "/ready", "/"] {
-        assert_eq!(send(&app, "GET", path, None).await.status(), 200, "{path}");
-    }
+    assert!(checked >= 15, "{checked} reads checked");
 }
 
 #[tokio::test]
@@ -674,4 +721,38 @@ async fn a_flood_from_one_client_is_refused_politely_and_loses_nothing() {
         png_before
     );
     assert_eq!(app.get("/genes/HGNC:5").await.status(), 200);
+}
+
+#[tokio::test]
+async fn images_can_expire() {
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(SAMPLE),
+        &[("GENE_API__IMAGES__TTL_SECS", "1")],
+    )
+    .await;
+    app.load().await;
+    let job: Value = app
+        .post("/image?width=200&height=200")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    app.wait_job(&id).await;
+    assert_eq!(app.get(&format!("/image/{id}")).await.status(), 200);
+    let ttl: i64 = app
+        .redis
+        .conn(1)
+        .ttl(format!("gene-api:image:{id}"))
+        .unwrap();
+    assert!((0..=1).contains(&ttl), "ttl {ttl}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_error(
+        app.get(&format!("/image/{id}")).await,
+        404,
+        "image_deleted",
+        "expired",
+    )
+    .await;
 }
