@@ -133,10 +133,19 @@ class Http:
 
     def stream(self, path, chunk=1 << 20):
         """GET path reading the body in chunks and dropping it; returns (status, bytes read, Content-Length)."""
-        if self.conn is None:
-            self._connect()
-        self.conn.request("GET", path)
-        resp = self.conn.getresponse()
+        # gene-api closes keep-alive connections idle for longer than
+        # http.header_timeout_secs (10 s): reconnect once, as request() does.
+        for attempt in (1, 2):
+            if self.conn is None:
+                self._connect()
+            try:
+                self.conn.request("GET", path)
+                resp = self.conn.getresponse()
+                break
+            except (ConnectionError, http.client.HTTPException) as e:
+                self.close()
+                if attempt == 2:
+                    raise BenchError(f"GET {path}: {type(e).__name__}: {e}") from e
         n = 0
         while True:
             piece = resp.read(chunk)
