@@ -50,7 +50,8 @@ pub async fn serve<F, R>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(http.header_timeout)
+        // 0 turns it off (as the other limits' 0 does).
+        .header_read_timeout((!http.header_timeout.is_zero()).then_some(http.header_timeout))
         .max_buf_size(http.max_header_bytes.max(8192));
     builder
         .http2()

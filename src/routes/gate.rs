@@ -33,42 +33,57 @@ pub fn gate(state: &AppState) -> impl Filter<Extract = (), Error = Rejection> + 
                   authorization: Option<String>,
                   forwarded: Option<String>,
                   peer: Option<Peer>| {
-                let (keys, limits) = (keys.clone(), limits.clone());
-                async move {
-                    let template = route_template(path.as_str());
-                    let needed = auth::required_scope(method.as_str(), template);
-                    let verdict = keys.check(needed, authorization.as_deref());
-                    let name = match &verdict {
-                        Verdict::Allowed(name) => name.clone(),
-                        Verdict::Forbidden { name, .. } => Some(name.clone()),
-                        Verdict::Unauthorized => None,
-                    };
-                    let client = Client::of(
-                        name,
-                        forwarded.as_deref().filter(|_| trusted),
-                        peer.map(|Peer(a)| a.ip()),
-                    );
-                    // Probes are the orchestrator's, not a client's: never limited.
-                    if !matches!(template, "/health" | "/ready") {
-                        let submission = is_submission(method.as_str(), template);
-                        limits
-                            .admit(&client, submission)
-                            .map_err(|r| warp::reject::custom(refused(r)))?;
-                    }
-                    match verdict {
-                        Verdict::Allowed(_) => Ok(()),
-                        Verdict::Unauthorized => Err(warp::reject::custom(ApiError::Unauthorized)),
-                        Verdict::Forbidden { name, needed } => {
-                            Err(warp::reject::custom(ApiError::Forbidden(format!(
-                                "the key {name:?} may not do this: it needs the {} scope",
-                                needed.as_str()
-                            ))))
-                        }
-                    }
-                }
+                // Decided here, synchronously: nothing to clone into a future.
+                std::future::ready(decide(
+                    &keys,
+                    &limits,
+                    &method,
+                    path.as_str(),
+                    authorization.as_deref(),
+                    forwarded.as_deref().filter(|_| trusted),
+                    peer.map(|Peer(a)| a.ip()),
+                ))
             },
         )
         .untuple_one()
+}
+
+/// Whether a request may pass: its key, its budget, the backlog.
+fn decide(
+    keys: &KeyRing,
+    limits: &Limits,
+    method: &Method,
+    path: &str,
+    authorization: Option<&str>,
+    forwarded: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(), Rejection> {
+    let template = route_template(path);
+    let needed = auth::required_scope(method.as_str(), template);
+    let verdict = keys.check(needed, authorization);
+    let name = match &verdict {
+        Verdict::Allowed(name) => name.clone(),
+        Verdict::Forbidden { name, .. } => Some(name.clone()),
+        Verdict::Unauthorized => None,
+    };
+    let client = Client::of(name, forwarded, peer);
+    // Probes are the orchestrator's, not a client's: never limited.
+    if !matches!(template, "/health" | "/ready") {
+        let submission = is_submission(method.as_str(), template);
+        limits
+            .admit(&client, submission)
+            .map_err(|r| warp::reject::custom(refused(r)))?;
+    }
+    match verdict {
+        Verdict::Allowed(_) => Ok(()),
+        Verdict::Unauthorized => Err(warp::reject::custom(ApiError::Unauthorized)),
+        Verdict::Forbidden { name, needed } => {
+            Err(warp::reject::custom(ApiError::Forbidden(format!(
+                "the key {name:?} may not do this: it needs the {} scope",
+                needed.as_str()
+            ))))
+        }
+    }
 }
 
 /// The client a request is from, for handlers that hold something per client

@@ -168,8 +168,17 @@ fn not_ready_message(e: &redis::RedisError) -> String {
 /// `{id}`, and paths no route takes are one label, so that no client can grow
 /// the label set.
 fn route_template(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    match segments.as_slice() {
+    // Asked twice a request (the gate, the access log): no allocation.
+    let mut segments = [""; 4];
+    let mut n = 0;
+    for segment in path.strip_prefix('/').unwrap_or(path).split('/') {
+        if n == segments.len() {
+            return "unmatched";
+        }
+        segments[n] = segment;
+        n += 1;
+    }
+    match &segments[..n] {
         [""] => "/",
         ["health"] => "/health",
         ["ready"] => "/ready",
