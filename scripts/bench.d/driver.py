@@ -106,21 +106,31 @@ class Http:
     def _connect(self):
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
 
-    def request(self, method, path, body=None, headers=None):
-        """Returns (status, headers, body bytes). Reconnects once if the connection was dropped."""
+    def _send(self, method, path, body=None, headers=None):
+        """Sends a request and returns the response, body unread. Reconnects
+        once if the connection was dropped (gene-api closes keep-alive
+        connections idle for longer than http.header_timeout_secs)."""
         for attempt in (1, 2):
             if self.conn is None:
                 self._connect()
             try:
                 self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                data = resp.read()
-                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+                return self.conn.getresponse()
             except (ConnectionError, http.client.HTTPException, socket.timeout) as e:
                 self.close()
                 if attempt == 2:
                     raise BenchError(f"{method} {path}: {type(e).__name__}: {e}") from e
         raise AssertionError("unreachable")
+
+    def request(self, method, path, body=None, headers=None):
+        """Returns (status, headers, body bytes)."""
+        resp = self._send(method, path, body, headers)
+        try:
+            data = resp.read()
+        except (ConnectionError, http.client.HTTPException, socket.timeout) as e:
+            self.close()
+            raise BenchError(f"{method} {path}: {type(e).__name__}: {e}") from e
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
     def json(self, method, path, expect, body=None, headers=None):
         status, _, data = self.request(method, path, body, headers)
@@ -133,19 +143,7 @@ class Http:
 
     def stream(self, path, chunk=1 << 20):
         """GET path reading the body in chunks and dropping it; returns (status, bytes read, Content-Length)."""
-        # gene-api closes keep-alive connections idle for longer than
-        # http.header_timeout_secs (10 s): reconnect once, as request() does.
-        for attempt in (1, 2):
-            if self.conn is None:
-                self._connect()
-            try:
-                self.conn.request("GET", path)
-                resp = self.conn.getresponse()
-                break
-            except (ConnectionError, http.client.HTTPException) as e:
-                self.close()
-                if attempt == 2:
-                    raise BenchError(f"GET {path}: {type(e).__name__}: {e}") from e
+        resp = self._send("GET", path)
         n = 0
         while True:
             piece = resp.read(chunk)

@@ -171,10 +171,13 @@ pub fn settings(env: &HashMap<String, String>) -> Settings {
     Settings::load(env, Path::new("/nonexistent")).expect("test settings")
 }
 
-/// The running application and what a test needs to talk to it.
-pub struct TestApp {
+/// The running application and what a test needs to talk to it. `R` is
+/// the Redis it runs on, kept alive as long as the app: the harness's own
+/// [`RedisServer`] by default; a test that starts a Redis of another kind
+/// (TLS, ACL users) keeps it itself and passes `()`.
+pub struct TestApp<R = RedisServer> {
     pub addr: String,
-    pub redis: RedisServer,
+    pub redis: R,
     pub pipeline: Pipeline,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
@@ -198,7 +201,9 @@ pub async fn spawn_app_with(mode: Mode, source: &Path, extra: &[(&str, &str)]) -
     start(redis, mode, env).await
 }
 
-async fn start(redis: RedisServer, mode: Mode, env: HashMap<String, String>) -> TestApp {
+/// Builds and runs the application with `env` on a Redis the caller started.
+pub async fn start<R>(redis: R, mode: Mode, env: HashMap<String, String>) -> TestApp<R> {
+    init_logs();
     let app = Application::build(settings(&env), mode)
         .await
         .expect("build app");
@@ -219,7 +224,7 @@ async fn start(redis: RedisServer, mode: Mode, env: HashMap<String, String>) -> 
     }
 }
 
-impl TestApp {
+impl<R> TestApp<R> {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.addr)
     }
@@ -276,7 +281,7 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
+impl<R> Drop for TestApp<R> {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }

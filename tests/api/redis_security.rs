@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use gene_api::app::{Application, Mode};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 
@@ -250,44 +249,21 @@ impl Drop for SecureRedis {
     }
 }
 
-/// The application in this process, as `gene-api serve` runs it.
-struct App {
-    addr: String,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+/// The application in this process, as `gene-api serve` runs it, on the
+/// test's own TLS Redis (which the test keeps).
+type App = TestApp<()>;
+
+async fn start_app(redis_port: u16, extra: &[(&str, String)]) -> App {
+    start((), Mode::Serve, app_env(redis_port, extra)).await
 }
 
-impl App {
-    async fn start(redis_port: u16, extra: &[(&str, String)]) -> Self {
-        init_logs();
-        let app = Application::build(settings(&app_env(redis_port, extra)), Mode::Serve)
-            .await
-            .expect("build app");
-        let addr = format!("http://{}", app.addr());
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(app.run(shutdown.clone()));
-        App {
-            addr,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-            shutdown,
-            handle: Some(handle),
-        }
-    }
-
+impl TestApp<()> {
     async fn send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
         self.client
-            .request(method, format!("{}{path}", self.addr))
+            .request(method, self.url(path))
             .send()
             .await
             .expect("request")
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.send(reqwest::Method::GET, path).await
     }
 
     /// Waits (10 s at most) for /ready to answer `status` and returns its body.
@@ -313,29 +289,7 @@ impl App {
         let r = self.send(reqwest::Method::POST, path).await;
         assert_eq!(r.status(), 202, "POST {path}");
         let job: Value = r.json().await.unwrap();
-        let id = job["id"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let job: Value = self.get(&format!("/jobs/{id}")).await.json().await.unwrap();
-            if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or("")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} stuck: {job}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(h) = self.handle.take() {
-            h.await.expect("app task").expect("app run");
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.wait_job(job["id"].as_str().unwrap()).await
     }
 }
 
@@ -377,7 +331,7 @@ fn client_cert_env(pki: &Pki) -> Vec<(&'static str, String)> {
 async fn the_readme_acl_user_over_tls_runs_every_part_of_the_service() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "optional");
-    let app = App::start(redis.port, &secure_env(&pki, USER, PASSWORD)).await;
+    let mut app = start_app(redis.port, &secure_env(&pki, USER, PASSWORD)).await;
     app.ready(200).await;
 
     let load = app.run_job("/data").await;
@@ -431,7 +385,7 @@ async fn a_server_that_requires_a_client_certificate_gets_one() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "yes");
 
-    let without = App::start(redis.port, &secure_env(&pki, USER, PASSWORD)).await;
+    let mut without = start_app(redis.port, &secure_env(&pki, USER, PASSWORD)).await;
     let body = without.ready(503).await;
     let msg = body["message"].as_str().unwrap();
     assert!(
@@ -442,7 +396,7 @@ async fn a_server_that_requires_a_client_certificate_gets_one() {
 
     let mut env = secure_env(&pki, USER, PASSWORD);
     env.extend(client_cert_env(&pki));
-    let with = App::start(redis.port, &env).await;
+    let mut with = start_app(redis.port, &env).await;
     with.ready(200).await;
     let load = with.run_job("/data").await;
     assert_eq!(load["status"], "done", "{load}");
@@ -453,7 +407,7 @@ async fn a_server_that_requires_a_client_certificate_gets_one() {
 async fn a_wrong_password_is_not_ready_and_says_which_setting_to_check() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "optional");
-    let app = App::start(redis.port, &secure_env(&pki, USER, "not-the-password")).await;
+    let mut app = start_app(redis.port, &secure_env(&pki, USER, "not-the-password")).await;
     let body = app.ready(503).await;
     let msg = body["message"].as_str().unwrap();
     assert!(
@@ -530,7 +484,7 @@ async fn a_server_certificate_of_another_ca_is_refused() {
         "REDIS_CA_FILE",
         pki.path("other-ca.crt").display().to_string(),
     ));
-    let app = App::start(redis.port, &env).await;
+    let mut app = start_app(redis.port, &env).await;
     let body = app.ready(503).await;
     let msg = body["message"].as_str().unwrap();
     assert!(
@@ -546,7 +500,7 @@ async fn tls_to_a_port_without_tls_is_not_ready_and_does_not_hang() {
     let plain = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let app = App::start(plain.port, &secure_env(&pki, USER, PASSWORD)).await;
+    let mut app = start_app(plain.port, &secure_env(&pki, USER, PASSWORD)).await;
     let t = Instant::now();
     let body = app.ready(503).await;
     assert!(
@@ -565,7 +519,7 @@ async fn tls_to_a_port_without_tls_is_not_ready_and_does_not_hang() {
 async fn a_user_without_rights_on_the_prefix_is_not_ready_and_says_noperm() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "optional");
-    let app = App::start(redis.port, &secure_env(&pki, OUTSIDER, PASSWORD)).await;
+    let mut app = start_app(redis.port, &secure_env(&pki, OUTSIDER, PASSWORD)).await;
     let body = app.ready(503).await;
     let msg = body["message"].as_str().unwrap();
     assert!(msg.contains("NOPERM") && msg.contains("ACL line"), "{msg}");
