@@ -114,6 +114,7 @@ impl Application {
             metrics,
             keys: keys.clone(),
             limits: limits.clone(),
+            catalog: crate::genes::Catalog::default(),
         };
         match mode {
             Mode::Worker => {

@@ -228,7 +228,7 @@ fn bearer(header: &str) -> Option<&str> {
 pub fn required_scope(method: &str, template: &str) -> Option<Scope> {
     match (method, template) {
         ("GET" | "HEAD", "/health" | "/ready" | "/" | "/whoami" | "unmatched") => None,
-        ("GET" | "HEAD", _) => Some(Scope::Read),
+        ("GET" | "HEAD", _) | ("POST", "/genes/lookup") => Some(Scope::Read),
         ("POST", "/data" | "/image" | "/jobs" | "/jobs/{job_id}/retry")
         | ("DELETE", "/jobs/{job_id}") => Some(Scope::Write),
         ("DELETE", "/data" | "/image" | "/image/{job_id}" | "/jobs/dead/{entry_id}")

@@ -19,6 +19,13 @@ pub enum ApiError {
     /// 404: nothing at that id, or no data loaded yet.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// 404 `gene_not_found` for a symbol, naming the genes that carry it as
+    /// a previous symbol or an alias.
+    #[error("{message}")]
+    GeneNotFound {
+        message: String,
+        candidates: Vec<crate::search::Candidate>,
+    },
     /// 409: the request conflicts with the current state (e.g. no data to
     /// plot, cancelling a running job); `job` is shown when one is concerned.
     #[error("{message}")]
@@ -72,6 +79,10 @@ pub struct ErrorBody<'a> {
     /// The job concerned, when there is one (409 on cancel or retry, 422).
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a crate::jobs::Job>,
+    /// For a symbol that is not an approved one: the genes that carry it as
+    /// a previous symbol or an alias (empty when none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<&'a [crate::search::Candidate]>,
 }
 
 impl ApiError {
@@ -104,7 +115,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::GeneNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -116,6 +127,20 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::genes::CatalogError> for ApiError {
+    fn from(e: crate::genes::CatalogError) -> Self {
+        match e {
+            crate::genes::CatalogError::Redis(e) => e.into(),
+            // Loads replacing the set faster than it can be read: passing.
+            crate::genes::CatalogError::Changing => Self::Unavailable(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the data set is being replaced",
+            ))),
+            e => Self::Internal(e.to_string()),
         }
     }
 }
@@ -150,7 +175,12 @@ impl From<redis::RedisError> for ApiError {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let candidates = match &self {
+            Self::GeneNotFound { candidates, .. } => Some(candidates.as_slice()),
+            _ => None,
+        };
         let (code, message, job) = match &self {
+            Self::GeneNotFound { message, .. } => ("gene_not_found", message.clone(), None),
             Self::BadRequest { code, message } | Self::NotFound { code, message } => {
                 (*code, message.clone(), None)
             }
@@ -184,6 +214,7 @@ impl Reply for ApiError {
             error: code,
             message: &message,
             job,
+            candidates,
         };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
         let retry_after = match &self {
@@ -213,9 +244,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     let err = if rejection.is_not_found() {
         ApiError::not_found(
             "not_found",
-            "no such route; the routes are /data, /genes, /genes/<hgnc_id>, /jobs, /jobs/<id>, \
-             /image, /image/<job_id>, /events, /health, /ready and /metrics; GET /openapi.json \
-             lists them all, GET /docs shows them",
+            "no such route; the routes are /data, /genes, /genes/<hgnc_id>, \
+             /genes/symbol/<symbol>, /genes/lookup, /search, /info, /jobs, /jobs/<id>, /image, \
+             /image/<job_id>, /events, /health, /ready and /metrics; GET /openapi.json lists \
+             them all, GET /docs shows them",
         )
     } else if let Some(e) = rejection.find::<ApiError>() {
         // Filters that parse input reject with an ApiError; rebuild it (it isn't Clone).

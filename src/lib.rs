@@ -43,6 +43,7 @@ pub mod monitoring;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod telemetry;

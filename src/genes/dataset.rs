@@ -3,7 +3,7 @@
 //! A load stages a complete new version and then swaps it in with one Lua
 //! script, so a reader sees the old set or the new one, never a mix:
 //! - `<p>:genes` (hash `hgnc_id -> record`) is RENAMEd into place;
-//! - `<p>:data:<version>:{blob,ids,stats,meta}` are published by pointing
+//! - `<p>:data:<version>:{blob,ids,stats,meta,index}` are published by pointing
 //!   `<p>:data:current` at the new version. The old version lives on for
 //!   [`OLD_VERSION_GRACE_SECS`] so a GET /data that is streaming it can finish.
 //!
@@ -92,8 +92,9 @@ pub async fn store_and_swap(
         loaded_at: Some(crate::jobs::now()),
     };
     let staging = keys.staging_genes(version);
-    let [blob, ids, stats, meta] =
-        ["blob", "ids", "stats", "meta"].map(|p| keys.version_part(version, p));
+    let [blob, ids, stats, meta, index] =
+        ["blob", "ids", "stats", "meta", "index"].map(|p| keys.version_part(version, p));
+    let index_bytes = set.index.to_bytes();
     let stats_json =
         serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
     let meta_json = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
@@ -113,7 +114,8 @@ pub async fn store_and_swap(
         .arg(&blob)
         .arg(&ids)
         .arg(&stats)
-        .arg(&meta);
+        .arg(&meta)
+        .arg(&index);
     w.add(first, 0);
     let mut c = redis::cmd("SET");
     c.arg(&blob).arg("").arg("EX").arg(ttl);
@@ -127,6 +129,9 @@ pub async fn store_and_swap(
     let mut c = redis::cmd("SET");
     c.arg(&meta).arg(meta_json).arg("EX").arg(ttl);
     w.add(c, 0);
+    let mut c = redis::cmd("SET");
+    c.arg(&index).arg(&index_bytes).arg("EX").arg(ttl);
+    w.add(c, index_bytes.len());
     for (n, batch) in set.records.chunks(HSET_BATCH).enumerate() {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&staging);
@@ -218,6 +223,79 @@ pub async fn current_blob(
 /// True when a data set is loaded.
 pub async fn is_loaded(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<bool> {
     conn.exists(keys.current()).await
+}
+
+/// The live version's name, or None when no data is loaded.
+pub async fn current_version(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<String>> {
+    conn.get(keys.current()).await
+}
+
+/// A version's `index` part and, when it has none (stored before indexes
+/// existed), its `blob` to build one from. None when the version is gone.
+pub async fn version_index(
+    conn: &mut Conn,
+    keys: &Keys,
+    version: &str,
+) -> redis::RedisResult<Option<IndexSource>> {
+    let (index, blob_len): (Option<Vec<u8>>, u64) = redis::pipe()
+        .get(keys.version_part(version, "index"))
+        .strlen(keys.version_part(version, "blob"))
+        .query_async(conn)
+        .await?;
+    if let Some(index) = index {
+        return Ok(Some(IndexSource::Index(index)));
+    }
+    if blob_len == 0 {
+        return Ok(None);
+    }
+    let blob: Option<Vec<u8>> = conn.get(keys.version_part(version, "blob")).await?;
+    Ok(blob.map(IndexSource::Blob))
+}
+
+/// Where a version's index comes from.
+pub enum IndexSource {
+    Index(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+/// What [`records_at`] found.
+pub enum RecordsAt {
+    /// The records, in the order asked (None for an id the set lacks).
+    Records(Vec<Option<Bytes>>),
+    /// The live version is another one (None: no data is loaded).
+    Stale(Option<String>),
+}
+
+/// The records of `ids`, if `version` is still the live one: a reader that
+/// chose the ids from that version's index gets that version's records, or
+/// learns which version replaced it.
+pub async fn records_at(
+    conn: &mut Conn,
+    keys: &Keys,
+    version: &str,
+    ids: &[&str],
+) -> redis::RedisResult<RecordsAt> {
+    let mut call = lua::RECORDS_AT.key(keys.current());
+    call.key(keys.genes()).arg(version);
+    for id in ids {
+        call.arg(*id);
+    }
+    let mut reply: Vec<Option<Vec<u8>>> = call.invoke_async(conn).await?;
+    if reply.is_empty() {
+        return Ok(RecordsAt::Stale(None));
+    }
+    let live = reply
+        .remove(0)
+        .map(String::from_utf8)
+        .transpose()
+        .ok()
+        .flatten();
+    if live.as_deref() != Some(version) || reply.len() != ids.len() {
+        return Ok(RecordsAt::Stale(live));
+    }
+    Ok(RecordsAt::Records(
+        reply.into_iter().map(|r| r.map(Bytes::from)).collect(),
+    ))
 }
 
 /// One record as stored, or None.

@@ -2,20 +2,27 @@
 //!
 //! - [`source`]: fetching `hgnc_complete_set.json` from a URL or a file;
 //! - [`parse`]: turning it into a [`DataSet`] without copying a record;
+//! - [`index`]: the index of every field, built in that same pass and
+//!   stored with the records;
 //! - [`dataset`]: the Redis layout (db 0) that makes a load atomic for
-//!   readers, and every read of it, GET /data's chunked stream included.
+//!   readers, and every read of it, GET /data's chunked stream included;
+//! - [`catalog`]: each process's copy of the live version's index.
 
+mod catalog;
 mod dataset;
+pub mod index;
 mod parse;
 mod source;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use catalog::{Catalog, CatalogError, Chosen, RecordsError};
 pub use dataset::{
-    current_blob, current_part, delete_all, get_gene, is_loaded, store_and_swap, stream_blob,
-    summary, LoadSummary, OLD_VERSION_GRACE_SECS,
+    current_blob, current_part, delete_all, get_gene, is_loaded, records_at, store_and_swap,
+    stream_blob, summary, LoadSummary, RecordsAt, OLD_VERSION_GRACE_SECS,
 };
+pub use index::GeneIndex;
 pub use parse::{parse_source, DataSet};
 pub use source::fetch_source;
 

@@ -1,12 +1,13 @@
-//! Parsing `hgnc_complete_set.json` into a [`DataSet`]: one pass, no record copied.
+//! Parsing `hgnc_complete_set.json` into a [`DataSet`]: one pass, no record
+//! copied, that also builds the records' [`GeneIndex`].
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::index::{GeneIndex, IndexBuilder, Record, Value};
 use super::{HgncId, LoadError};
 use crate::plot::{PlotStats, StatsBuilder};
 
@@ -23,6 +24,8 @@ pub struct DataSet {
     /// `["HGNC:5", ...]`: the body of GET /genes.
     pub ids: Vec<u8>,
     pub stats: PlotStats,
+    /// Every lookup, filter and search of this set (stored with it).
+    pub index: GeneIndex,
 }
 
 impl DataSet {
@@ -51,19 +54,6 @@ struct SourceResponse<'a> {
     docs: &'a RawValue,
 }
 
-/// The few fields the service itself looks at; everything else passes through untouched.
-#[derive(Deserialize)]
-struct DocFields<'a> {
-    #[serde(default, borrow)]
-    hgnc_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    locus_group: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    location: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    date_approved_reserved: Option<Cow<'a, str>>,
-}
-
 /// Where `inner` (a slice borrowed from `outer`) lies in `outer`.
 fn span(outer: &[u8], inner: &str) -> Range<usize> {
     let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
@@ -88,19 +78,23 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
     let mut records = Vec::with_capacity(docs.len());
     let mut seen = std::collections::HashSet::with_capacity(docs.len());
     let mut stats = StatsBuilder::new();
+    let mut index = IndexBuilder::default();
     let mut ids = Vec::with_capacity(docs.len() * 14);
     ids.push(b'[');
     for (i, doc) in docs.iter().enumerate() {
-        let fields: DocFields = serde_json::from_str(doc.get()).map_err(|e| {
-            LoadError::Invalid(format!(
-                "record {i} is not a JSON object with string fields: {e}"
-            ))
-        })?;
-        let id = fields.hgnc_id.ok_or_else(|| {
+        let fields: Record = serde_json::from_str(doc.get())
+            .map_err(|e| LoadError::Invalid(format!("record {i} is not a JSON object: {e}")))?;
+        let text = |name: &str| match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s.as_ref())),
+            Some(_) => Err(LoadError::Invalid(format!(
+                "record {i}: {name} must be a string"
+            ))),
+        };
+        let id = text("hgnc_id")?.ok_or_else(|| {
             LoadError::Invalid(format!("record {i} has no hgnc_id; every record needs one"))
         })?;
         let id: HgncId = id
-            .as_ref()
             .parse()
             .map_err(|e| LoadError::Invalid(format!("record {i}: {e}")))?;
         if !seen.insert(id.as_str().to_string()) {
@@ -109,10 +103,11 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
             )));
         }
         stats.add(
-            fields.locus_group.as_deref(),
-            fields.location.as_deref(),
-            fields.date_approved_reserved.as_deref(),
+            text("locus_group")?,
+            text("location")?,
+            text("date_approved_reserved")?,
         );
+        index.add(&fields);
         if i > 0 {
             ids.push(b',');
         }
@@ -128,6 +123,7 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
         records,
         ids,
         stats: stats.finish(),
+        index: index.finish(),
     })
 }
 

@@ -33,7 +33,8 @@ use crate::error::ApiError;
         super::dashboard::index, super::whoami::whoami,
         super::data::get_data, super::data::post_data, super::data::delete_data,
         super::data::data_info,
-        super::genes::get_genes, super::genes::get_gene,
+        super::genes::get_genes, super::genes::get_gene, super::genes::get_by_symbol,
+        super::genes::lookup, super::search::search, super::search::info,
         super::jobs::list_jobs, super::jobs::post_job, super::jobs::stats,
         super::jobs::get_job, super::jobs::cancel_job, super::jobs::retry_job,
         super::jobs::job_events,
@@ -44,7 +45,7 @@ use crate::error::ApiError;
     ),
     tags(
         (name = "data", description = "The data set: load it, read it whole, remove it"),
-        (name = "genes", description = "Genes by HGNC id"),
+        (name = "genes", description = "Genes by HGNC id, symbol, any name or cross-reference, filters and queries"),
         (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, dead letters"),
         (name = "images", description = "Plots: make one (a job), fetch the PNG"),
         (name = "operations", description = "Probes, metrics, this contract, the dashboard"),
@@ -72,6 +73,18 @@ pub struct Gene {
     entrez_id: Option<String>,
     ensembl_gene_id: Option<String>,
     date_approved_reserved: Option<String>,
+}
+
+/// A gene record, or the fields of it that `fields=` selected: any of the
+/// fields HGNC publishes (`GET /info` lists them).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct GeneFields {
+    hgnc_id: Option<String>,
+    symbol: Option<String>,
+    name: Option<String>,
+    locus_group: Option<String>,
+    location: Option<String>,
 }
 
 /// What a DELETE removed.

@@ -18,7 +18,9 @@ mod gate;
 mod genes;
 mod image;
 mod jobs;
+mod listing;
 mod metrics;
+mod search;
 mod whoami;
 
 pub use docs::ApiDoc;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub keys: std::sync::Arc<crate::auth::KeyRing>,
     /// Rate limits, backpressure, event-stream slots.
     pub limits: crate::limits::Limits,
+    /// This process's copy of the live data set's index.
+    pub catalog: crate::genes::Catalog,
 }
 
 /// The whole API, with request tracing and JSON errors.
@@ -76,6 +80,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(data::routes(&state))
         .unify()
         .or(genes::routes(&state))
+        .unify()
+        .or(search::routes(&state))
         .unify()
         .or(dead::routes(&state))
         .unify()
@@ -190,7 +196,11 @@ fn route_template(path: &str) -> &'static str {
         ["data"] => "/data",
         ["data", "info"] => "/data/info",
         ["genes"] => "/genes",
+        ["genes", "lookup"] => "/genes/lookup",
+        ["genes", "symbol", _] => "/genes/symbol/{symbol}",
         ["genes", _] => "/genes/{hgnc_id}",
+        ["search"] => "/search",
+        ["info"] => "/info",
         ["events"] => "/events",
         ["image"] => "/image",
         ["image", _] => "/image/{job_id}",
@@ -241,10 +251,15 @@ fn raw_json(bytes: Bytes) -> Response {
 
 /// Reads a body of at most [`BODY_LIMIT`] bytes, with or without Content-Length.
 fn small_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::body::stream().and_then(collect_limited)
+    body_up_to(BODY_LIMIT)
 }
 
-async fn collect_limited<S, B>(body: S) -> Result<Bytes, Rejection>
+/// Reads a body of at most `limit` bytes, with or without Content-Length.
+fn body_up_to(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::stream().and_then(move |body| collect_limited(body, limit))
+}
+
+async fn collect_limited<S, B>(body: S, limit: usize) -> Result<Bytes, Rejection>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -254,7 +269,7 @@ where
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk
             .map_err(|e| warp::reject::custom(ApiError::bad_request("bad_body", e.to_string())))?;
-        if buf.len() + chunk.remaining() > BODY_LIMIT {
+        if buf.len() + chunk.remaining() > limit {
             return Err(warp::reject::custom(ApiError::PayloadTooLarge));
         }
         while chunk.has_remaining() {
@@ -399,6 +414,12 @@ mod tests {
     fn templates_keep_label_sets_bounded() {
         assert_eq!(route_template("/genes/HGNC:5"), "/genes/{hgnc_id}");
         assert_eq!(route_template("/genes"), "/genes");
+        assert_eq!(
+            route_template("/genes/symbol/TP53"),
+            "/genes/symbol/{symbol}"
+        );
+        assert_eq!(route_template("/genes/lookup"), "/genes/lookup");
+        assert_eq!(route_template("/search"), "/search");
         assert_eq!(
             route_template("/jobs/0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d/retry"),
             "/jobs/{job_id}/retry"

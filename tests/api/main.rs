@@ -1,6 +1,7 @@
 //! Integration tests: the real application against a real redis-server.
 mod data;
 mod errors;
+mod finding;
 mod helpers;
 mod image;
 mod jobs;

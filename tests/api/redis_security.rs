@@ -19,7 +19,7 @@ const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels -@all \
      +select +exists +evalsha +script|load +multi +exec \
      +get +set +setex +mget +append +getrange +strlen +incrby +decrby \
      +del +unlink +expire +persist +rename \
-     +hset +hget +hdel +hlen \
+     +hset +hget +hmget +hdel +hlen \
      +zadd +zrem +zcard +zrange +zrangebyscore +zrevrange +zremrangebyrank \
      +xadd +xack +xdel +xlen +xrange +xrevrange +xtrim +xread +xreadgroup +xautoclaim \
      +xclaim +xpending +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer";
@@ -336,9 +336,27 @@ async fn the_readme_acl_user_over_tls_runs_every_part_of_the_service() {
 
     let load = app.run_job("/data").await;
     assert_eq!(load["status"], "done", "{load}");
-    for path in ["/genes/HGNC:5", "/genes", "/data", "/data/info"] {
+    for path in [
+        "/genes/HGNC:5",
+        "/genes",
+        "/data",
+        "/data/info",
+        "/genes/symbol/a1bg",
+        "/genes?locus_group=pseudogene",
+        "/search?q=A*",
+        "/info",
+        "/data?format=tsv",
+    ] {
         assert_eq!(app.get(path).await.status(), 200, "GET {path}");
     }
+    let lookup = app
+        .client
+        .post(app.url("/genes/lookup"))
+        .json(&serde_json::json!({"terms": ["A1BG", "HGNC:5"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lookup.status(), 200);
     let plot = app.run_job("/image?kind=chromosome").await;
     assert_eq!(plot["status"], "done", "{plot}");
     let image = app
