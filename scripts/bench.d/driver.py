@@ -52,6 +52,8 @@ MODES = {
         "sse_jobs": 30,
         "metrics_rounds": 10,
         "metrics_secs": 4,
+        "search_requests": 2000,
+        "lookup_runs": 5,
     },
     "smoke": {
         "load_runs": 2,
@@ -72,6 +74,8 @@ MODES = {
         "sse_jobs": 3,
         "metrics_rounds": 2,
         "metrics_secs": 1,
+        "search_requests": 50,
+        "lookup_runs": 2,
     },
 }
 
@@ -891,6 +895,129 @@ class Bench:
         log(f"point reads, key checked {a['on_median']:.0f} req/s, no keys {a['off_median']:.0f} req/s "
             f"(medians of {len(rps['on'])}); median of the paired ratios {a['ratio']:.3f}")
 
+    def finding(self):
+        """Issue 13: genes by symbol beside genes by id (paired wrk turns on
+        the same server), search latency beside point-read latency, a bulk
+        lookup of 10,000 mixed terms beside raw Redis fetching 10,000 records
+        in one pipeline, and what the index costs in Redis and in the process."""
+        c = self.cfg
+        from urllib.parse import quote
+        rss_before = proc_status_kb(self.a.api_pid, "VmRSS")
+        info = self.http.json("GET", "/info", (200,))
+        if info["records"] != len(self.docs):
+            raise BenchError(f"GET /info says {info['records']} records, the source has {len(self.docs)}")
+        rss_after = proc_status_kb(self.a.api_pid, "VmRSS")
+        index_bytes = int(self.redis.cmd("STRLEN", f"gene-api:data:{info['version']}:index"))
+        if index_bytes == 0:
+            raise BenchError("the live version has no stored index")
+
+        # Symbol lookups are checked against the source before they are timed.
+        rng = random.Random(13)
+        sample = rng.sample(self.docs, min(c["check_genes"], len(self.docs)))
+        for d in sample:
+            got = self.http.json("GET", "/genes/symbol/" + quote(d["symbol"].lower(), safe=""), (200,))
+            if got != d:
+                raise BenchError(f"GET /genes/symbol/{d['symbol']} differs from the source record")
+        paths = {
+            "id": os.path.join(self.a.work, "paths-id.txt"),
+            "symbol": os.path.join(self.a.work, "paths-symbol.txt"),
+        }
+        with open(paths["id"], "w") as f:
+            f.write("\n".join(f"/genes/{d['hgnc_id']}" for d in self.docs) + "\n")
+        with open(paths["symbol"], "w") as f:
+            f.write("\n".join("/genes/symbol/" + quote(d["symbol"], safe="") for d in self.docs) + "\n")
+        rps = {"symbol": [], "id": []}
+        for i in range(c["metrics_rounds"]):
+            for name in (("symbol", "id") if i % 2 == 0 else ("id", "symbol")):
+                out = run_tool(
+                    ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]), "-d", f"{c['metrics_secs']}s",
+                     "--timeout", "5s", "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{self.a.http_port}"],
+                    env={"BENCH_PATHS": paths[name]},
+                    timeout=c["metrics_secs"] + 60,
+                )
+                w = wrk_json(out)
+                bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
+                if w["requests"] == 0 or bad:
+                    raise BenchError(f"wrk GET /genes/{name}: {w['requests']} requests, {bad} errors")
+                rps[name].append(w["requests"] / (w["duration_us"] / 1e6))
+        by_symbol = paired({"on": rps["symbol"], "off": rps["id"]})
+
+        # Latency, one request at a time on one kept-alive connection.
+        def latencies(path, check):
+            out = []
+            for _ in range(c["search_requests"]):
+                t0 = time.perf_counter()
+                status, _, body = self.http.request("GET", path)
+                out.append(time.perf_counter() - t0)
+                if status != 200:
+                    raise BenchError(f"GET {path} answered {status}")
+            check(json.loads(body))
+            return {"p50_ms": pct(out, 50) * 1000, "p99_ms": pct(out, 99) * 1000, "n": len(out)}
+
+        def names(d):
+            return [n.lower() for f in ("symbol", "alias_symbol", "prev_symbol")
+                    for n in ([d[f]] if isinstance(d.get(f), str) else d.get(f) or [])]
+
+        def expect(pred, what):
+            want = sum(1 for d in self.docs if pred(d))
+            def check(body):
+                if body["numFound"] != want:
+                    raise BenchError(f"{what}: numFound {body['numFound']}, a scan of the source finds {want}")
+            return check
+
+        lat = {
+            "prefix": latencies("/search?q=BRCA*", expect(lambda d: any(n.startswith("brca") for n in names(d)), "BRCA*")),
+            "infix": latencies("/search?q=*kinase*",
+                               expect(lambda d: any("kinase" in n for n in names(d)), "*kinase*")),
+            "point": latencies(f"/genes/{self.docs[0]['hgnc_id']}", lambda body: None),
+        }
+
+        # 10,000 mixed terms: ids, symbols, aliases, previous symbols, Ensembl, Entrez, UniProt ids.
+        pools = [[d["hgnc_id"] for d in self.docs], [d["symbol"] for d in self.docs]]
+        for f in ("alias_symbol", "prev_symbol", "uniprot_ids"):
+            pools.append([v for d in self.docs for v in d.get(f) or []])
+        for f in ("ensembl_gene_id", "entrez_id"):
+            pools.append([d[f] for d in self.docs if isinstance(d.get(f), str)])
+        pools = [p for p in pools if p]
+        terms = [rng.choice(pools[i % len(pools)]) for i in range(10_000)]
+        body = json.dumps({"terms": terms}).encode()
+        times = []
+        for _ in range(c["lookup_runs"]):
+            t0 = time.perf_counter()
+            status, _, data = self.http.request("POST", "/genes/lookup", body, {"Content-Type": "application/json"})
+            times.append(time.perf_counter() - t0)
+            if status != 200:
+                raise BenchError(f"POST /genes/lookup answered {status}: {data[:200]!r}")
+            answers = json.loads(data)
+            if len(answers) != len(terms) or any(a["term"] != t for a, t in zip(answers, terms)):
+                raise BenchError("POST /genes/lookup did not answer every term in order")
+            unresolved = sum(1 for a in answers if a.get("not_found"))
+            if unresolved:
+                raise BenchError(f"POST /genes/lookup found no gene for {unresolved} terms taken from the source")
+        # Reference: raw Redis fetching 10,000 records by id in one pipeline (HGET each).
+        ids = [rng.choice(self.ids) for _ in range(10_000)]
+        payload = b"".join(resp_encode("HGET", "gene-api:genes", i) for i in ids)
+        ref = []
+        for _ in range(c["lookup_runs"]):
+            t0 = time.perf_counter()
+            self.redis.pipeline(payload, len(ids))
+            ref.append(time.perf_counter() - t0)
+
+        self.raw["finding"] = {
+            "symbol_vs_id": by_symbol,
+            "latency": lat,
+            "lookup_s": times,
+            "lookup_reference_s": ref,
+            "lookup_terms": len(terms),
+            "index_bytes": index_bytes,
+            "api_rss_kb_before_index": rss_before,
+            "api_rss_kb_after_index": rss_after,
+        }
+        log(f"GET /genes/symbol {by_symbol['on_median']:.0f} req/s vs /genes/<id> {by_symbol['off_median']:.0f} "
+            f"(ratio {by_symbol['ratio']:.3f}); search p99 BRCA* {lat['prefix']['p99_ms']:.2f} ms, "
+            f"*kinase* {lat['infix']['p99_ms']:.2f} ms; lookup of 10,000 terms "
+            f"{statistics.median(times) * 1000:.0f} ms; index {index_bytes / 1e6:.1f} MB")
+
     def sse_fanout(self):
         """Many idle GET /events clients on one api process: its RSS growth, and
         how long a state change takes to reach the clients (from the event's
@@ -1066,6 +1193,29 @@ class Bench:
         R(f"9 point reads, each key checked (median of {len(a['on_req_s'])} paired turns)", a["on_median"], "req/s",
           a["off_median"], "the same, no keys configured", a["ratio"])
 
+        f = r["finding"]
+        s = f["symbol_vs_id"]
+        R(f"10 GET /genes/symbol/<s> (wrk -c{self.cfg['wrk_conns']}, median of {len(s['on_req_s'])} paired turns)",
+          s["on_median"], "req/s", s["off_median"], "GET /genes/<id>, same server, alternating turns", s["ratio"],
+          ">= 0.90 x ref", s["ratio"] >= 0.90)
+        lat = f["latency"]
+        for key, q, target in (("prefix", "BRCA*", 5.0), ("infix", "*kinase*", None)):
+            for p in ("p50", "p99"):
+                ok = (lat[key][f"{p}_ms"] <= target) if (target and p == "p99") else None
+                R(f"10 GET /search?q={q} {p} (one at a time)", lat[key][f"{p}_ms"], "ms", lat["point"][f"{p}_ms"],
+                  f"GET /genes/<id> {p}, one at a time", lat[key][f"{p}_ms"] / lat["point"][f"{p}_ms"],
+                  "<= 5 ms" if ok is not None else "", ok)
+        lk, lref = statistics.median(f["lookup_s"]), statistics.median(f["lookup_reference_s"])
+        R(f"10 POST /genes/lookup, {f['lookup_terms']:,} mixed terms (median)", ms(lk), "ms", ms(lref),
+          "raw Redis: 10,000 HGET by id, one pipeline", lk / lref, "<= 100 ms", lk <= 0.1)
+        R("10 load with indexes: POST /data -> done (median)", ms(load), "ms", ms(ref),
+          "raw Redis pipelined HSET+SET of the same records", load / ref, "<= 400 ms", load <= 0.4)
+        R("10 Redis memory for records + indexes", used / 2**20, "MiB", src / 2**20, "source file size", used / src)
+        R("10 of which the stored index", f["index_bytes"] / 2**20, "MiB", src / 2**20, "source file size",
+          f["index_bytes"] / src)
+        grow = (f["api_rss_kb_after_index"] - f["api_rss_kb_before_index"]) / 1024
+        R("10 api RSS growth when it reads the index", grow, "MiB", src / 2**20, "source file size", grow * 2**20 / src)
+
     def print_table(self):
         def fmt(v):
             if v is None:
@@ -1141,6 +1291,7 @@ class Bench:
             ("7 SSE fan-out", self.sse_fanout),
             ("8 metrics cost", self.metrics_cost),
             ("9 key check cost", self.auth_cost),
+            ("10 finding genes", self.finding),
             ("6 footprint (end)", self.footprint_end),
         ]
         for name, fn in steps:

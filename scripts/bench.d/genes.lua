@@ -1,5 +1,6 @@
 -- wrk script for scripts/bench: GET /genes/<id> over random ids.
--- BENCH_IDS: file with one HGNC id per line (from GET /genes).
+-- BENCH_IDS: file with one HGNC id per line (from GET /genes); or
+-- BENCH_PATHS: file with one path per line (e.g. /genes/symbol/TP53).
 -- At the end it prints one line, "WRK_JSON {...}", that the driver reads.
 
 local threads = {}
@@ -12,11 +13,12 @@ end
 local requests = {}
 
 function init(args)
-  local path = os.getenv("BENCH_IDS")
-  local f = assert(io.open(path, "r"), "cannot open BENCH_IDS=" .. tostring(path))
-  for id in f:lines() do
-    if id ~= "" then
-      requests[#requests + 1] = wrk.format("GET", "/genes/" .. id)
+  local paths = os.getenv("BENCH_PATHS")
+  local path = paths or os.getenv("BENCH_IDS")
+  local f = assert(io.open(path, "r"), "cannot open BENCH_IDS/BENCH_PATHS=" .. tostring(path))
+  for line in f:lines() do
+    if line ~= "" then
+      requests[#requests + 1] = wrk.format("GET", paths and line or ("/genes/" .. line))
     end
   end
   f:close()

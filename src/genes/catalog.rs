@@ -2,10 +2,11 @@
 //!
 //! Every api replica answers from the index of the version that is live in
 //! Redis *now*: a search first reads the live version's name (one GET), and
-//! a read of records names the version it chose them from, so that Redis
-//! answers only if that version is still live ([`records_at`]). A replica
-//! that learns of a new version fetches its index once (other requests wait
-//! for that one fetch) and answers from it.
+//! a read of records gets, in the same HMGET, the name of the version they
+//! belong to ([`records_at`](dataset::records_at)), so records chosen from
+//! an older index are never served as if they were current. A replica that
+//! learns of a new version fetches its index once (other requests wait for
+//! that one fetch) and chooses again from it.
 
 use std::sync::{Arc, RwLock};
 

@@ -2,7 +2,8 @@
 //!
 //! A load stages a complete new version and then swaps it in with one Lua
 //! script, so a reader sees the old set or the new one, never a mix:
-//! - `<p>:genes` (hash `hgnc_id -> record`) is RENAMEd into place;
+//! - `<p>:genes` (hash `hgnc_id -> record`, and its version's name under
+//!   [`VERSION_FIELD`]) is RENAMEd into place;
 //! - `<p>:data:<version>:{blob,ids,stats,meta,index}` are published by pointing
 //!   `<p>:data:current` at the new version. The old version lives on for
 //!   [`OLD_VERSION_GRACE_SECS`] so a GET /data that is streaming it can finish.
@@ -22,6 +23,10 @@ use crate::store::{Conn, Keys};
 pub const OLD_VERSION_GRACE_SECS: u64 = 120;
 /// Staged keys of a load that died before its swap expire after this.
 const STAGING_TTL_SECS: u64 = 3600;
+/// The field of `<p>:genes` that names the version its records belong to,
+/// so that one HMGET returns records and the version they are of. (No HGNC
+/// id can be this: ids are `HGNC:<digits>`.)
+pub const VERSION_FIELD: &str = ":version";
 /// Records per HSET command while staging.
 const HSET_BATCH: usize = 1000;
 /// Payload bytes per pipeline while staging.
@@ -136,6 +141,9 @@ pub async fn store_and_swap(
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&staging);
         let mut payload = 0;
+        if n == 0 {
+            cmd.arg(VERSION_FIELD).arg(version);
+        }
         for (id, range) in batch {
             cmd.arg(id.as_str()).arg(set.record(range));
             payload += range.len();
@@ -268,28 +276,28 @@ pub enum RecordsAt {
 
 /// The records of `ids`, if `version` is still the live one: a reader that
 /// chose the ids from that version's index gets that version's records, or
-/// learns which version replaced it.
+/// learns which version replaced it. One HMGET, no script: the hash names
+/// its own version ([`VERSION_FIELD`]), and the swap replaces the hash whole.
 pub async fn records_at(
     conn: &mut Conn,
     keys: &Keys,
     version: &str,
     ids: &[&str],
 ) -> redis::RedisResult<RecordsAt> {
-    let mut call = lua::RECORDS_AT.key(keys.current());
-    call.key(keys.genes()).arg(version);
-    for id in ids {
-        call.arg(*id);
-    }
-    let mut reply: Vec<Option<Vec<u8>>> = call.invoke_async(conn).await?;
-    if reply.is_empty() {
-        return Ok(RecordsAt::Stale(None));
-    }
-    let live = reply
-        .remove(0)
-        .map(String::from_utf8)
-        .transpose()
-        .ok()
-        .flatten();
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(keys.genes()).arg(VERSION_FIELD).arg(ids);
+    let mut reply: Vec<Option<Vec<u8>>> = cmd.query_async(conn).await?;
+    let stamp = if reply.is_empty() {
+        None
+    } else {
+        reply.remove(0)
+    };
+    let live = match stamp {
+        Some(v) => String::from_utf8(v).ok(),
+        // A set stored before versions were stamped in the hash (or none):
+        // the live version's name tells.
+        None => current_version(conn, keys).await?,
+    };
     if live.as_deref() != Some(version) || reply.len() != ids.len() {
         return Ok(RecordsAt::Stale(live));
     }

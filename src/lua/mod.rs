@@ -67,9 +67,6 @@ pub static CURRENT_PART: LazyLock<Script> =
 /// The live data-set version and its blob's length.
 pub static CURRENT_BLOB: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("current_blob.lua")));
-/// Records by id, if the data-set version the caller read is still the live one.
-pub static RECORDS_AT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("records_at.lua")));
 /// The newest image with its job id.
 pub static LATEST_IMAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("latest_image.lua")));

@@ -817,9 +817,21 @@ async fn a_failed_load_keeps_the_old_indexes_and_a_good_one_swaps_them_for_every
     let key = format!("gene-api:data:{}:index", job["id"].as_str().unwrap());
     let removed: i64 = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(removed, 1);
+    // ... and whose records hash does not name its version either.
+    let removed: i64 = redis::cmd("HDEL")
+        .arg("gene-api:genes")
+        .arg(":version")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(removed, 1);
     let fresh = start((), Mode::Api, test_env(app.redis.port, &source)).await;
     let r = fresh.get("/genes/symbol/ZZRENAMED1").await;
     assert_eq!(r.status(), 200);
+    let r = fresh.get("/data?symbol=zzrenamed1&fields=hgnc_id").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!([{"hgnc_id": docs[0]["hgnc_id"]}])
+    );
     let a: Value = fresh
         .get("/search?q=zzrenamed*")
         .await
