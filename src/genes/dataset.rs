@@ -80,12 +80,15 @@ impl BatchWriter<'_> {
     }
 }
 
-/// Writes `set` as version `version` (staged; idempotent) and swaps it in.
+/// Writes `set` as version `version` (staged; idempotent) with its index,
+/// serialized, which `index` yields once built (the records are written
+/// meanwhile), and swaps it all in.
 pub async fn store_and_swap(
     conn: &mut Conn,
     keys: &Keys,
     version: &str,
     set: &DataSet,
+    index: impl std::future::Future<Output = Result<Vec<u8>, LoadError>>,
     source: &str,
     on_stored: impl Fn(u64),
 ) -> Result<LoadSummary, LoadError> {
@@ -97,9 +100,8 @@ pub async fn store_and_swap(
         loaded_at: Some(crate::jobs::now()),
     };
     let staging = keys.staging_genes(version);
-    let [blob, ids, stats, meta, index] =
+    let [blob, ids, stats, meta, index_key] =
         ["blob", "ids", "stats", "meta", "index"].map(|p| keys.version_part(version, p));
-    let index_bytes = set.index.to_bytes();
     let stats_json =
         serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
     let meta_json = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
@@ -120,7 +122,7 @@ pub async fn store_and_swap(
         .arg(&ids)
         .arg(&stats)
         .arg(&meta)
-        .arg(&index);
+        .arg(&index_key);
     w.add(first, 0);
     let mut c = redis::cmd("SET");
     c.arg(&blob).arg("").arg("EX").arg(ttl);
@@ -134,9 +136,6 @@ pub async fn store_and_swap(
     let mut c = redis::cmd("SET");
     c.arg(&meta).arg(meta_json).arg("EX").arg(ttl);
     w.add(c, 0);
-    let mut c = redis::cmd("SET");
-    c.arg(&index).arg(&index_bytes).arg("EX").arg(ttl);
-    w.add(c, index_bytes.len());
     for (n, batch) in set.records.chunks(HSET_BATCH).enumerate() {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&staging);
@@ -164,6 +163,14 @@ pub async fn store_and_swap(
         w.flush_if_full().await?;
     }
     w.flush().await?;
+    let index_bytes = index.await?;
+    redis::cmd("SET")
+        .arg(&index_key)
+        .arg(&index_bytes)
+        .arg("EX")
+        .arg(ttl)
+        .query_async::<()>(w.conn)
+        .await?;
 
     lua::SWAP_DATA
         .key(keys.current())

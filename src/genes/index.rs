@@ -16,12 +16,13 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use rustc_hash::FxHashMap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the serialized layout changes: an index of another format is
 /// rebuilt from the version's records instead of being read.
-pub const INDEX_FORMAT: u32 = 1;
+pub const INDEX_FORMAT: u32 = 2;
 
 /// The columns of HGNC's own `hgnc_complete_set.txt`, in its order. A data
 /// set's fields are listed (and its TSV written) in this order, then any
@@ -128,19 +129,54 @@ pub struct FieldInfo {
 }
 
 /// One field's distinct values (lowercased, sorted), each with its records
-/// (ascending, so in source order).
+/// (ascending, so in source order). Kept flat, a few vectors a field, not a
+/// string and a vector per term: a third of the memory, and read back from
+/// Redis in a few allocations.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Terms {
-    terms: Vec<String>,
-    postings: Vec<Vec<DocId>>,
+    /// Every term, one after the other.
+    text: String,
+    /// Where term `i` ends in `text` (it starts where term `i - 1` ends).
+    ends: Vec<u32>,
+    /// Every term's records, one list after the other.
+    postings: Vec<DocId>,
+    /// Where term `i`'s records end in `postings`.
+    posting_ends: Vec<u32>,
 }
 
 impl Terms {
+    fn term(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+    fn records(&self, i: usize) -> &[DocId] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.posting_ends[i - 1] as usize
+        };
+        &self.postings[start..self.posting_ends[i] as usize]
+    }
+    /// The first term not less than `term`.
+    fn lower_bound(&self, term: &str) -> usize {
+        let (mut lo, mut hi) = (0, self.ends.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.term(mid) < term {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
     /// The records whose value is `term` (already lowercased).
     pub fn exact(&self, term: &str) -> &[DocId] {
-        match self.terms.binary_search_by(|t| t.as_str().cmp(term)) {
-            Ok(i) => &self.postings[i],
-            Err(_) => &[],
+        let i = self.lower_bound(term);
+        if i < self.len() && self.term(i) == term {
+            self.records(i)
+        } else {
+            &[]
         }
     }
     /// Every `(term, records)` whose term starts with `prefix`.
@@ -148,18 +184,53 @@ impl Terms {
         &'s self,
         prefix: &'s str,
     ) -> impl Iterator<Item = (&'s str, &'s [DocId])> + 's {
-        let start = self.terms.partition_point(|t| t.as_str() < prefix);
-        self.terms[start..]
-            .iter()
-            .zip(&self.postings[start..])
+        (self.lower_bound(prefix)..self.len())
+            .map(move |i| (self.term(i), self.records(i)))
             .take_while(move |(t, _)| t.starts_with(prefix))
-            .map(|(t, p)| (t.as_str(), p.as_slice()))
     }
     pub fn len(&self) -> usize {
-        self.terms.len()
+        self.ends.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
+        self.ends.is_empty()
+    }
+    /// From every `(term, record)` met. Sorting a vector, rather than
+    /// filling a hash map, keeps memory access sequential; most comparisons
+    /// are settled by the terms' first 16 bytes, kept beside each pair.
+    fn from_list(list: TermList) -> Self {
+        let TermList { arena, mut pairs } = list;
+        let term = |off: u32, len: u32| &arena[off as usize..(off + len) as usize];
+        pairs.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| term(a.1, a.2).cmp(term(b.1, b.2)))
+                .then(a.3.cmp(&b.3))
+        });
+        let mut t = Terms {
+            text: String::new(),
+            ends: Vec::new(),
+            postings: Vec::with_capacity(pairs.len()),
+            posting_ends: Vec::new(),
+        };
+        let mut last: Option<&str> = None;
+        for &(_, off, len, doc) in &pairs {
+            let this = term(off, len);
+            if last != Some(this) {
+                if last.is_some() {
+                    t.posting_ends.push(t.postings.len() as u32);
+                }
+                t.text.push_str(this);
+                t.ends.push(t.text.len() as u32);
+                last = Some(this);
+            } else if t.postings.last() == Some(&doc) {
+                // A list that repeats a value: one posting per record.
+                continue;
+            }
+            t.postings.push(doc);
+        }
+        if last.is_some() {
+            t.posting_ends.push(t.postings.len() as u32);
+        }
+        t
     }
 }
 
@@ -203,14 +274,123 @@ impl GeneIndex {
     /// Builds the index of a stored version's records (`[...]`, the blob):
     /// for a version stored before indexes existed, or of an older format.
     pub fn from_blob(blob: &[u8], version: &str) -> Result<Self, String> {
-        let docs: Vec<Record> = serde_json::from_slice(blob).map_err(|e| e.to_string())?;
-        let mut builder = IndexBuilder::default();
-        for doc in &docs {
-            builder.add(doc);
-        }
-        let mut index = builder.finish();
+        let mut index = Self::build(blob, &|| false)?;
         index.version = version.to_string();
         Ok(index)
+    }
+
+    /// Builds the index of a source file (`{"response": {"docs": [...]}}`),
+    /// as a load does beside its check of the records. Gives up (with an
+    /// error) as soon as `abandoned` says the load has failed anyway.
+    pub fn of_source(body: &[u8], abandoned: &dyn Fn() -> bool) -> Result<Self, String> {
+        let mut builder = IndexBuilder::default();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        de::DeserializeSeed::deserialize(
+            Nested {
+                path: &["response", "docs"],
+                docs: DocsSeed {
+                    builder: &mut builder,
+                    abandoned,
+                },
+            },
+            &mut de,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(builder.finish())
+    }
+
+    fn build(docs: &[u8], abandoned: &dyn Fn() -> bool) -> Result<Self, String> {
+        let mut builder = IndexBuilder::default();
+        let mut de = serde_json::Deserializer::from_slice(docs);
+        de::DeserializeSeed::deserialize(
+            DocsSeed {
+                builder: &mut builder,
+                abandoned,
+            },
+            &mut de,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(builder.finish())
+    }
+}
+
+// Reading the records straight from the source into the builder: one scan
+// of the bytes, one record in memory at a time.
+
+/// The array of records: each is parsed and added as it is read.
+struct DocsSeed<'b> {
+    builder: &'b mut IndexBuilder,
+    abandoned: &'b dyn Fn() -> bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for DocsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of gene records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while let Some(record) = seq.next_element::<Record<'de>>()? {
+            if i.is_multiple_of(1024) && (self.abandoned)() {
+                return Err(de::Error::custom("abandoned"));
+            }
+            self.builder.add(&record);
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The object path (`response`, then `docs`) down to the records; every
+/// other member is skipped.
+struct Nested<'b, 'p> {
+    path: &'p [&'p str],
+    docs: DocsSeed<'b>,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Nested<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Nested<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an object with {:?}", self.path[0])
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut docs = Some(self.docs);
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match docs.take() {
+                Some(seed) if key.0 == self.path[0] => {
+                    if self.path.len() == 1 {
+                        map.next_value_seed(seed)?;
+                    } else {
+                        map.next_value_seed(Nested {
+                            path: &self.path[1..],
+                            docs: seed,
+                        })?;
+                    }
+                }
+                other => {
+                    docs = other;
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        match docs {
+            None => Ok(()),
+            Some(_) => Err(de::Error::missing_field("docs")),
+        }
     }
 }
 
@@ -260,13 +440,13 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Collects the index while the load checks each record.
+/// Collects the index of records, one at a time.
 #[derive(Default)]
 pub struct IndexBuilder {
     docs: Vec<Doc>,
     fields: Vec<FieldBuild>,
-    positions: HashMap<String, usize>,
-    chromosome: HashMap<String, Vec<DocId>>,
+    positions: FxHashMap<String, usize>,
+    chromosome: TermList,
     facets: HashMap<&'static str, HashMap<String, u64>>,
 }
 
@@ -274,13 +454,46 @@ struct FieldBuild {
     name: String,
     types: [bool; TYPE_NAMES.len()],
     records: u64,
-    terms: HashMap<String, Vec<DocId>>,
+    terms: TermList,
 }
 
-fn post(postings: &mut Vec<DocId>, doc: DocId) {
-    // A list may repeat a value: one posting per record.
-    if postings.last() != Some(&doc) {
-        postings.push(doc);
+/// Every `(term, record)` of one field met so far: the terms, lowercased,
+/// one after the other in one string (no allocation per term), and for each
+/// `(first 16 bytes as a number, offset, length, record)`.
+#[derive(Default)]
+struct TermList {
+    arena: String,
+    pairs: Vec<(u128, u32, u32, DocId)>,
+}
+
+impl TermList {
+    /// Adds the term written at `arena[start..]`.
+    fn close(&mut self, start: usize, doc: DocId) {
+        let term = &self.arena.as_bytes()[start..];
+        let mut key = [0u8; 16];
+        let n = term.len().min(16);
+        key[..n].copy_from_slice(&term[..n]);
+        let len = (self.arena.len() - start) as u32;
+        self.pairs
+            .push((u128::from_be_bytes(key), start as u32, len, doc));
+    }
+    fn push_lowercase(&mut self, s: &str, doc: DocId) {
+        let start = self.arena.len();
+        if s.is_ascii() {
+            self.arena.push_str(s);
+            self.arena[start..].make_ascii_lowercase();
+        } else {
+            self.arena.push_str(&s.to_lowercase());
+        }
+        self.close(start, doc);
+    }
+    fn push_as_is(&mut self, s: &str, doc: DocId) {
+        let start = self.arena.len();
+        self.arena.push_str(s);
+        self.close(start, doc);
+    }
+    fn len(&self) -> usize {
+        self.pairs.len()
     }
 }
 
@@ -299,7 +512,7 @@ impl IndexBuilder {
                         name: name.to_string(),
                         types: Default::default(),
                         records: 0,
-                        terms: HashMap::new(),
+                        terms: TermList::default(),
                     });
                     self.positions
                         .insert(name.to_string(), self.fields.len() - 1);
@@ -309,14 +522,13 @@ impl IndexBuilder {
             let field = &mut self.fields[i];
             field.types[value.json_type() as usize] = true;
             field.records += 1;
-            let mut add_term = |v: &Value<'_>| {
-                let term = match v {
-                    Value::Str(s) => s.to_lowercase(),
-                    Value::Num(n) => n.clone(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => return,
-                };
-                post(field.terms.entry(term).or_default(), doc);
+            let mut add_term = |v: &Value<'_>| match v {
+                Value::Str(s) => field.terms.push_lowercase(s, doc),
+                Value::Num(n) => field.terms.push_as_is(n, doc),
+                Value::Bool(b) => field
+                    .terms
+                    .push_as_is(if *b { "true" } else { "false" }, doc),
+                _ => {}
             };
             match value {
                 Value::List(items) => items.iter().for_each(&mut add_term),
@@ -337,17 +549,11 @@ impl IndexBuilder {
             .get_str("location")
             .and_then(crate::plot::chromosome_of)
         {
-            post(self.chromosome.entry(chr.to_lowercase()).or_default(), doc);
+            self.chromosome.push_lowercase(chr, doc);
         }
     }
 
     pub fn finish(self) -> GeneIndex {
-        fn sorted(map: HashMap<String, Vec<DocId>>) -> Terms {
-            let mut pairs: Vec<(String, Vec<DocId>)> = map.into_iter().collect();
-            pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let (terms, postings) = pairs.into_iter().unzip();
-            Terms { terms, postings }
-        }
         let column = |name: &str| {
             HGNC_COLUMNS
                 .iter()
@@ -359,6 +565,7 @@ impl IndexBuilder {
         fields.sort_by_key(|(seen, f)| (column(&f.name), *seen));
         let mut infos = Vec::with_capacity(fields.len());
         let mut terms = Vec::with_capacity(fields.len());
+        let mut all_pairs = Vec::with_capacity(fields.len() + 1);
         for (_, f) in fields {
             infos.push(FieldInfo {
                 types: TYPE_NAMES
@@ -370,8 +577,46 @@ impl IndexBuilder {
                 name: f.name,
                 records: f.records,
             });
-            terms.push(sorted(f.terms));
+            all_pairs.push(f.terms);
         }
+        all_pairs.push(self.chromosome);
+        // Sorting the fields' terms is most of the work: two threads share it.
+        let mut sorted: Vec<Option<Terms>> = (0..all_pairs.len()).map(|_| None).collect();
+        let mut jobs: Vec<(usize, TermList)> = all_pairs.into_iter().enumerate().collect();
+        jobs.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        let (mut my_load, mut their_load) = (0, 0);
+        for job in jobs {
+            if my_load <= their_load {
+                my_load += job.1.len();
+                mine.push(job);
+            } else {
+                their_load += job.1.len();
+                theirs.push(job);
+            }
+        }
+        let done_there = std::thread::scope(|scope| {
+            let there = scope.spawn(move || {
+                theirs
+                    .into_iter()
+                    .map(|(i, p)| (i, Terms::from_list(p)))
+                    .collect::<Vec<_>>()
+            });
+            for (i, p) in mine {
+                sorted[i] = Some(Terms::from_list(p));
+            }
+            there.join()
+        });
+        match done_there {
+            Ok(list) => {
+                for (i, t) in list {
+                    sorted[i] = Some(t);
+                }
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        let chromosome = sorted.pop().flatten().unwrap_or_default();
+        terms.extend(sorted.into_iter().map(Option::unwrap_or_default));
         let facets = self
             .facets
             .into_iter()
@@ -387,7 +632,7 @@ impl IndexBuilder {
             docs: self.docs,
             fields: infos,
             terms,
-            chromosome: sorted(self.chromosome),
+            chromosome,
             facets,
         }
     }

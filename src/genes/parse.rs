@@ -1,13 +1,14 @@
-//! Parsing `hgnc_complete_set.json` into a [`DataSet`]: one pass, no record
-//! copied, that also builds the records' [`GeneIndex`].
+//! Parsing `hgnc_complete_set.json` into a [`DataSet`]: one pass that checks
+//! every record, no record copied. (The records' index is built from the
+//! same bytes beside it: [`GeneIndex::of_source`](super::GeneIndex::of_source).)
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::index::{GeneIndex, IndexBuilder, Record, Value};
 use super::{HgncId, LoadError};
 use crate::plot::{PlotStats, StatsBuilder};
 
@@ -24,8 +25,6 @@ pub struct DataSet {
     /// `["HGNC:5", ...]`: the body of GET /genes.
     pub ids: Vec<u8>,
     pub stats: PlotStats,
-    /// Every lookup, filter and search of this set (stored with it).
-    pub index: GeneIndex,
 }
 
 impl DataSet {
@@ -43,15 +42,28 @@ impl DataSet {
 }
 
 #[derive(Deserialize)]
-struct SourceFile<'a> {
+pub(super) struct SourceFile<'a> {
     #[serde(borrow)]
-    response: SourceResponse<'a>,
+    pub response: SourceResponse<'a>,
 }
 
 #[derive(Deserialize)]
-struct SourceResponse<'a> {
+pub(super) struct SourceResponse<'a> {
     #[serde(borrow)]
-    docs: &'a RawValue,
+    pub docs: &'a RawValue,
+}
+
+/// The few fields the service itself looks at; everything else passes through untouched.
+#[derive(Deserialize)]
+struct DocFields<'a> {
+    #[serde(default, borrow)]
+    hgnc_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    locus_group: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    location: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    date_approved_reserved: Option<Cow<'a, str>>,
 }
 
 /// Where `inner` (a slice borrowed from `outer`) lies in `outer`.
@@ -78,23 +90,19 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
     let mut records = Vec::with_capacity(docs.len());
     let mut seen = std::collections::HashSet::with_capacity(docs.len());
     let mut stats = StatsBuilder::new();
-    let mut index = IndexBuilder::default();
     let mut ids = Vec::with_capacity(docs.len() * 14);
     ids.push(b'[');
     for (i, doc) in docs.iter().enumerate() {
-        let fields: Record = serde_json::from_str(doc.get())
-            .map_err(|e| LoadError::Invalid(format!("record {i} is not a JSON object: {e}")))?;
-        let text = |name: &str| match fields.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.as_ref())),
-            Some(_) => Err(LoadError::Invalid(format!(
-                "record {i}: {name} must be a string"
-            ))),
-        };
-        let id = text("hgnc_id")?.ok_or_else(|| {
+        let fields: DocFields = serde_json::from_str(doc.get()).map_err(|e| {
+            LoadError::Invalid(format!(
+                "record {i} is not a JSON object with string fields: {e}"
+            ))
+        })?;
+        let id = fields.hgnc_id.ok_or_else(|| {
             LoadError::Invalid(format!("record {i} has no hgnc_id; every record needs one"))
         })?;
         let id: HgncId = id
+            .as_ref()
             .parse()
             .map_err(|e| LoadError::Invalid(format!("record {i}: {e}")))?;
         if !seen.insert(id.as_str().to_string()) {
@@ -103,11 +111,10 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
             )));
         }
         stats.add(
-            text("locus_group")?,
-            text("location")?,
-            text("date_approved_reserved")?,
+            fields.locus_group.as_deref(),
+            fields.location.as_deref(),
+            fields.date_approved_reserved.as_deref(),
         );
-        index.add(&fields);
         if i > 0 {
             ids.push(b',');
         }
@@ -123,7 +130,6 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
         records,
         ids,
         stats: stats.finish(),
-        index: index.finish(),
     })
 }
 

@@ -1,11 +1,23 @@
 //! The load job: fetch the configured source, parse it, swap it in as the
 //! live data set (db 0). A failed load leaves the previous data set untouched.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{spawn_blocking_traced, JobContext, JobError};
-use crate::genes;
+use crate::genes::{self, LoadError};
+
+/// Tells the index builder to stop when the load ends before using it.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Runs one load; the result reports what was loaded.
 pub async fn run(
@@ -22,6 +34,27 @@ pub async fn run(
     .await?;
     let bytes = body.len();
     progress.report(json!({"stage": "parsing", "bytes": bytes}));
+    // The index is built from the same bytes on a thread of its own while
+    // the records are checked and written; it is stored last, just before
+    // the swap. If the load fails first, the builder is told to stop.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon_on_exit = AbandonOnDrop(abandoned.clone());
+    let index_body = body.clone();
+    let index_task = spawn_blocking_traced(move || {
+        genes::GeneIndex::of_source(&index_body, &|| abandoned.load(Ordering::Relaxed))
+            .map(|index| index.to_bytes())
+    });
+    let index = async move {
+        match index_task.await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(LoadError::Invalid(format!(
+                "indexing the source failed: {e}"
+            ))),
+            Err(e) => Err(LoadError::Invalid(format!(
+                "indexing the source crashed: {e}"
+            ))),
+        }
+    };
     let set = spawn_blocking_traced(move || genes::parse_source(body))
         .await
         .map_err(|e| JobError::permanent(format!("parsing the source crashed: {e}")))??;
@@ -33,6 +66,7 @@ pub async fn run(
         &ctx.store.keys,
         &job_id.to_string(),
         &set,
+        index,
         source,
         |stored| {
             progress.report(json!({
