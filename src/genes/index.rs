@@ -796,6 +796,34 @@ mod tests {
     }
 
     #[test]
+    fn a_source_is_indexed_in_one_scan_and_a_failed_load_stops_it() {
+        let source = br#"{"responseHeader": {"status": 0}, "response": {"numFound": 2, "docs": [
+            {"hgnc_id": "HGNC:5", "symbol": "A1BG", "alias_symbol": ["ABG"]},
+            {"hgnc_id": "HGNC:7", "symbol": "A2M"}], "start": 0}}"#;
+        let index = GeneIndex::of_source(source, &|| false).unwrap();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.field("symbol").unwrap().exact("a2m"), [1]);
+        assert_eq!(index.field("alias_symbol").unwrap().exact("abg"), [0]);
+        // The same records as a stored blob give the same index.
+        let blob = br#"[{"hgnc_id": "HGNC:5", "symbol": "A1BG", "alias_symbol": ["ABG"]},
+            {"hgnc_id": "HGNC:7", "symbol": "A2M"}]"#;
+        assert_eq!(
+            GeneIndex::from_blob(blob, "v").unwrap().to_bytes(),
+            index.to_bytes()
+        );
+        // Told that the load failed, it stops.
+        let e = GeneIndex::of_source(source, &|| true).unwrap_err();
+        assert!(e.contains("abandoned"), "{e}");
+        for bad in [
+            &b"{\"response\": {}}"[..],
+            b"[1]",
+            b"{\"response\": {\"docs\": [7]}}",
+        ] {
+            assert!(GeneIndex::of_source(bad, &|| false).is_err());
+        }
+    }
+
+    #[test]
     fn the_index_round_trips_and_refuses_other_formats() {
         let index = index_of(r#"[{"hgnc_id":"HGNC:5","symbol":"A1BG"}]"#);
         let bytes = index.to_bytes();
