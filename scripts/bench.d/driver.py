@@ -787,6 +787,23 @@ class Bench:
             f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
         )
 
+    def wrk_turn(self, port, env, what, headers=()):
+        """One turn of the paired figures: wrk with `genes.lua` for
+        `metrics_secs` against `port`; returns req/s, fails on any error."""
+        c = self.cfg
+        header_args = [a for h in headers for a in ("-H", h)]
+        out = run_tool(
+            ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]), "-d", f"{c['metrics_secs']}s",
+             "--timeout", "5s", *header_args, "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{port}"],
+            env=env,
+            timeout=c["metrics_secs"] + 60,
+        )
+        w = wrk_json(out)
+        bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
+        if w["requests"] == 0 or bad:
+            raise BenchError(f"wrk against {what}: {w['requests']} requests, {bad} errors")
+        return w["requests"] / (w["duration_us"] / 1e6)
+
     def side_by_side(self, label, env_on, env_off, headers=(), after=None):
         """Point reads against two `gene-api api` processes on the same Redis,
         alike but for `env_on` / `env_off`, measured by turns (on, off, off,
@@ -825,21 +842,10 @@ class Bench:
                         raise BenchError(f"the {label}-{name} api did not get ready")
                     time.sleep(0.1)
             rps = {"on": [], "off": []}
-            header_args = [a for h in headers for a in ("-H", h)]
             for i in range(c["metrics_rounds"]):
                 for name in (("on", "off") if i % 2 == 0 else ("off", "on")):
-                    out = run_tool(
-                        ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
-                         "-d", f"{c['metrics_secs']}s", "--timeout", "5s", *header_args,
-                         "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{procs[name][1]}"],
-                        env={"BENCH_IDS": ids_file},
-                        timeout=c["metrics_secs"] + 60,
-                    )
-                    w = wrk_json(out)
-                    bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
-                    if w["requests"] == 0 or bad:
-                        raise BenchError(f"wrk against the {label}-{name} api: {w['requests']} requests, {bad} errors")
-                    rps[name].append(w["requests"] / (w["duration_us"] / 1e6))
+                    rps[name].append(self.wrk_turn(procs[name][1], {"BENCH_IDS": ids_file},
+                                                   f"the {label}-{name} api", headers))
             ports = {name: port for name, (_, port) in procs.items()}
             if after:
                 after(ports)
@@ -929,17 +935,8 @@ class Bench:
         rps = {"symbol": [], "id": []}
         for i in range(c["metrics_rounds"]):
             for name in (("symbol", "id") if i % 2 == 0 else ("id", "symbol")):
-                out = run_tool(
-                    ["wrk", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]), "-d", f"{c['metrics_secs']}s",
-                     "--timeout", "5s", "-s", os.path.join(HERE, "genes.lua"), f"http://127.0.0.1:{self.a.http_port}"],
-                    env={"BENCH_PATHS": paths[name]},
-                    timeout=c["metrics_secs"] + 60,
-                )
-                w = wrk_json(out)
-                bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
-                if w["requests"] == 0 or bad:
-                    raise BenchError(f"wrk GET /genes/{name}: {w['requests']} requests, {bad} errors")
-                rps[name].append(w["requests"] / (w["duration_us"] / 1e6))
+                rps[name].append(self.wrk_turn(self.a.http_port, {"BENCH_PATHS": paths[name]},
+                                               f"GET /genes/{name}"))
         by_symbol = paired({"on": rps["symbol"], "off": rps["id"]})
 
         # Latency, one request at a time on one kept-alive connection.

@@ -274,7 +274,7 @@ impl GeneIndex {
     /// Builds the index of a stored version's records (`[...]`, the blob):
     /// for a version stored before indexes existed, or of an older format.
     pub fn from_blob(blob: &[u8], version: &str) -> Result<Self, String> {
-        let mut index = Self::build(blob, &|| false)?;
+        let mut index = Self::build(blob, &[], &|| false)?;
         index.version = version.to_string();
         Ok(index)
     }
@@ -283,32 +283,22 @@ impl GeneIndex {
     /// as a load does beside its check of the records. Gives up (with an
     /// error) as soon as `abandoned` says the load has failed anyway.
     pub fn of_source(body: &[u8], abandoned: &dyn Fn() -> bool) -> Result<Self, String> {
-        let mut builder = IndexBuilder::default();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        de::DeserializeSeed::deserialize(
-            Nested {
-                path: &["response", "docs"],
-                docs: DocsSeed {
-                    builder: &mut builder,
-                    abandoned,
-                },
-            },
-            &mut de,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(builder.finish())
+        Self::build(body, &["response", "docs"], abandoned)
     }
 
-    fn build(docs: &[u8], abandoned: &dyn Fn() -> bool) -> Result<Self, String> {
+    /// Reads the records at `path` (object keys; none: the bytes are the
+    /// array itself) into a builder, one at a time.
+    fn build(bytes: &[u8], path: &[&str], abandoned: &dyn Fn() -> bool) -> Result<Self, String> {
         let mut builder = IndexBuilder::default();
-        let mut de = serde_json::Deserializer::from_slice(docs);
-        de::DeserializeSeed::deserialize(
-            DocsSeed {
-                builder: &mut builder,
-                abandoned,
-            },
-            &mut de,
-        )
+        let docs = DocsSeed {
+            builder: &mut builder,
+            abandoned,
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match path {
+            [] => de::DeserializeSeed::deserialize(docs, &mut de),
+            path => de::DeserializeSeed::deserialize(Nested { path, docs }, &mut de),
+        }
         .map_err(|e| e.to_string())?;
         Ok(builder.finish())
     }

@@ -58,13 +58,7 @@ async fn every_finding_route_says_no_data_before_a_load() {
     ] {
         assert_error(app.get(path).await, 404, "no_data", "POST /data").await;
     }
-    let r = app
-        .client
-        .post(app.url("/genes/lookup"))
-        .json(&json!({"terms": ["A1BG"]}))
-        .send()
-        .await
-        .unwrap();
+    let r = lookup(&app, &json!({"terms": ["A1BG"]})).await;
     assert_error(r, 404, "no_data", "POST /data").await;
     // The query is checked first: a malformed one is a 400 even without data.
     assert_error(
@@ -560,6 +554,16 @@ async fn search_ranks_and_matches_like_a_scan() {
     .await;
 }
 
+/// POST /genes/lookup with a JSON body.
+async fn lookup(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/genes/lookup"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn search(app: &TestApp, q: &str, extra: &str) -> Value {
     let r = app.get(&format!("/search?q={}{extra}", urlencode(q))).await;
     assert_eq!(r.status(), 200, "{q}");
@@ -603,13 +607,7 @@ async fn lookups_resolve_every_kind_of_term_in_order() {
         ambiguous.to_uppercase(),
         "NO-SUCH-THING",
     ]);
-    let r = app
-        .client
-        .post(app.url("/genes/lookup"))
-        .json(&json!({ "terms": terms }))
-        .send()
-        .await
-        .unwrap();
+    let r = lookup(&app, &json!({ "terms": terms })).await;
     assert_eq!(r.status(), 200);
     let answers: Vec<Value> = r.json().await.unwrap();
     assert_eq!(answers.len(), 7);
@@ -639,34 +637,16 @@ async fn lookups_resolve_every_kind_of_term_in_order() {
     let many: Vec<String> = (0..10_000)
         .map(|i| docs[i % docs.len()]["symbol"].as_str().unwrap().to_string())
         .collect();
-    let r = app
-        .client
-        .post(app.url("/genes/lookup"))
-        .json(&json!({"terms": many}))
-        .send()
-        .await
-        .unwrap();
+    let r = lookup(&app, &json!({"terms": many})).await;
     assert_eq!(r.status(), 200);
     let answers: Vec<Value> = r.json().await.unwrap();
     assert_eq!(answers.len(), 10_000);
     assert!(answers.iter().all(|a| a["hgnc_id"].is_string()));
     let too_many = vec!["A1BG"; 10_001];
-    let r = app
-        .client
-        .post(app.url("/genes/lookup"))
-        .json(&json!({"terms": too_many}))
-        .send()
-        .await
-        .unwrap();
+    let r = lookup(&app, &json!({"terms": too_many})).await;
     assert_error(r, 400, "too_many_terms", "at most 10000").await;
     let huge = vec!["x".repeat(200); 6000];
-    let r = app
-        .client
-        .post(app.url("/genes/lookup"))
-        .json(&json!({"terms": huge}))
-        .send()
-        .await
-        .unwrap();
+    let r = lookup(&app, &json!({"terms": huge})).await;
     assert_error(r, 413, "payload_too_large", "too large").await;
     for body in [
         r#"{"terms": "A1BG"}"#,
