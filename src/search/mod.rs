@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::genes::index::{DocId, GeneIndex, Terms, CHROMOSOME};
+use crate::genes::index::{DocId, GeneIndex, Terms};
 pub use query::{parse, Query, QueryError};
 
 /// The fields a bare search term (and a lookup by name) looks in.
@@ -403,9 +403,6 @@ pub fn by_symbol(index: &GeneIndex, symbol: &str) -> Option<DocId> {
         .first()
         .copied()
 }
-
-/// The derived chromosome field's name, for messages.
-pub const CHROMOSOME_FIELD: &str = CHROMOSOME;
 
 #[cfg(test)]
 mod tests {
