@@ -108,14 +108,14 @@ impl Application {
             handle
         });
         let limits = Limits::new(&settings.limits);
-        let state = AppState {
+        let state = AppState::new(routes::AppParts {
             pipeline: pipeline.clone(),
             hub: hub.clone(),
             metrics,
             keys: keys.clone(),
             limits: limits.clone(),
             catalog: crate::genes::Catalog::default(),
-        };
+        });
         match mode {
             Mode::Worker => {
                 tasks.spawn(crate::server::serve(

@@ -67,6 +67,8 @@ pub struct ImageSettings {
     /// Images expire after this long (0: never).
     #[serde(deserialize_with = "secs", rename = "ttl_secs")]
     pub ttl: Duration,
+    /// Bytes of rendered charts a worker process keeps for reuse (0: none).
+    pub render_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,7 +145,10 @@ pub struct DataSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
+    /// Consumers per process, and loads or renders at once per process.
     pub concurrency: usize,
+    /// Entries one consumer takes per XREADGROUP and runs side by side.
+    pub batch: usize,
     pub health_host: IpAddr,
     /// The probe server's port of `gene-api worker`. When unset, the worker
     /// tries [`DEFAULT_HEALTH_PORT`] and, if another process on the host has it,
@@ -316,6 +321,10 @@ impl Settings {
         rule(
             self.workers.concurrency >= 1,
             "workers.concurrency must be at least 1",
+        )?;
+        rule(
+            (1..=1000).contains(&self.workers.batch),
+            "workers.batch must be between 1 and 1000",
         )?;
         rule(
             self.pipeline.max_attempts >= 1,

@@ -16,31 +16,55 @@ use crate::store::{Conn, Keys};
 
 /// Stores a plot job's image (a rerun overwrites the same key) and returns
 /// the ids of the images evicted to stay within the bounds.
+///
+/// One MULTI: a plain SET of the bytes, then the script that books them and
+/// evicts. The PNG stays out of Lua (see `src/lua/store_image.lua`), and the
+/// MULTI keeps image and bookkeeping together.
 pub async fn store(
     conn: &mut Conn,
     keys: &Keys,
     job_id: &Uuid,
-    png: Vec<u8>,
+    png: &Bytes,
     bounds: &ImageSettings,
 ) -> RedisResult<Vec<String>> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    lua::STORE_IMAGE
-        .key(keys.image(job_id))
+    let mut book = lua::STORE_IMAGE.prepare_invoke();
+    book.key(keys.image(job_id))
         .key(keys.images_index())
         .key(keys.image_sizes())
         .key(keys.image_bytes())
         .arg(job_id.to_string())
-        .arg(png)
+        .arg(png.len())
         .arg(now_ms)
         .arg(bounds.max_count)
         .arg(bounds.max_bytes)
-        .arg(bounds.ttl.as_secs())
-        .arg(keys.image_prefix())
-        .invoke_async(conn)
-        .await
+        .arg(keys.image_prefix());
+    let mut set = redis::cmd("SET");
+    set.arg(keys.image(job_id)).arg(png.as_ref());
+    if !bounds.ttl.is_zero() {
+        set.arg("EX").arg(bounds.ttl.as_secs());
+    }
+    let mut tx = redis::pipe();
+    tx.atomic().add_command(set).ignore().invoke_script(&book);
+    match tx.query_async::<(Vec<String>,)>(conn).await {
+        Ok((evicted,)) => Ok(evicted),
+        // Redis restarted (or its scripts were flushed) since the script was
+        // last loaded: the SET went through, the booking did not. Load it and
+        // run both again; the SET overwrites the same bytes.
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            let _: String = redis::pipe()
+                .load_script(&lua::STORE_IMAGE)
+                .query_async::<(String,)>(conn)
+                .await?
+                .0;
+            let (evicted,): (Vec<String>,) = tx.query_async(conn).await?;
+            Ok(evicted)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// How many images are kept and their bytes.

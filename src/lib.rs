@@ -25,9 +25,11 @@
 //!
 //! A plot job, followed down: `routes/image.rs` parses `POST /image` into a
 //! [`jobs::Command::Plot`] and calls [`pipeline::Pipeline::submit`];
-//! a [`pipeline::Worker`] reads the entry, `pipeline/delivery.rs` runs it
-//! through [`jobs::Command::run`], `jobs/plot.rs` renders it with [`plot`]
-//! and stores the PNG with [`images::store`].
+//! a [`pipeline::Worker`] reads the entry (with up to `workers.batch` others,
+//! run side by side), `pipeline/delivery.rs` runs it through
+//! [`jobs::Command::run`], `jobs/plot.rs` renders it with [`plot`] (or copies
+//! the same chart from the process's [`plot::RenderCache`]) and stores the
+//! PNG with [`images::store`].
 
 pub mod app;
 pub mod auth;

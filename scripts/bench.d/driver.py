@@ -13,6 +13,7 @@ The speed targets are only reported (pass/miss), never enforced.
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import math
@@ -46,6 +47,7 @@ MODES = {
         "sustained_jobs": 500,
         "submit_secs": 2,
         "submit_cap": 10_000,
+        "pipeline_turns": 3,
         "drain_timeout": 180,
         "quiet_wait": 120,
         "sse_clients": 1000,
@@ -68,6 +70,7 @@ MODES = {
         "sustained_jobs": 20,
         "submit_secs": 1,
         "submit_cap": 300,
+        "pipeline_turns": 1,
         "drain_timeout": 60,
         "quiet_wait": 0,
         "sse_clients": 20,
@@ -381,6 +384,7 @@ class Bench:
         self.a = a
         self.cfg = MODES["smoke" if a.smoke else "full"]
         self.http = Http(a.http_port)
+        self.nocache = None  # (port, process) of the cache-off server, figures 4 and 5
         self.redis = Redis(a.redis_port)
         self.raw = {"mode": "smoke" if a.smoke else "full", "config": self.cfg}
         self.rows = []
@@ -406,14 +410,14 @@ class Bench:
             if not os.path.exists(f"/proc/{pid}"):
                 raise BenchError(f"{name} (pid {pid}) is no longer running")
 
-    def job(self, job_id):
-        return self.http.json("GET", f"/jobs/{job_id}", (200,))
+    def job(self, job_id, http=None):
+        return (http or self.http).json("GET", f"/jobs/{job_id}", (200,))
 
-    def wait_job(self, job_id, timeout, pause=0.001):
+    def wait_job(self, job_id, timeout, pause=0.001, http=None):
         """Polls GET /jobs/<id> until the job is finished; returns (job, seconds waited)."""
         t0 = time.perf_counter()
         while True:
-            j = self.job(job_id)
+            j = self.job(job_id, http)
             if j["status"] in ("done", "failed"):
                 return j, time.perf_counter() - t0
             if time.perf_counter() - t0 > timeout:
@@ -430,16 +434,16 @@ class Bench:
             raise BenchError(f"{method_path}: job {j['id']} failed: {j.get('error')}")
         return j, elapsed
 
-    def drain(self, ids, timeout):
+    def drain(self, ids, timeout, http=None):
         """Waits for every job in ids; returns their records. Fails if any job failed.
 
         Waits on the last id first, polling slowly, so that the polling itself
         hardly loads gene-api while the workers drain the stream."""
         deadline = time.perf_counter() + timeout
-        self.wait_job(ids[-1], timeout, pause=0.02)
+        self.wait_job(ids[-1], timeout, pause=0.02, http=http)
         jobs = []
         for i in ids:
-            j, _ = self.wait_job(i, max(0.0, deadline - time.perf_counter()), pause=0.01)
+            j, _ = self.wait_job(i, max(0.0, deadline - time.perf_counter()), pause=0.01, http=http)
             if j["status"] != "done":
                 raise BenchError(f"job {i} failed: {j.get('error')}")
             jobs.append(j)
@@ -669,6 +673,14 @@ class Bench:
         log(f"GET /data: {', '.join(f'{t * 1000:.0f}' for t in times)} ms, peak RSS growth {max(growth) / 1024:.0f} KiB")
 
     def plots(self):
+        """Figure 4 on the cache-off server: every job draws its chart (on the
+        main server all but the first of each kind would be copied from the
+        render cache, and this figure is about drawing)."""
+        port, proc = self.nocache
+        with self.against(port, proc.pid):
+            self.plots_drawn()
+
+    def plots_drawn(self):
         w, h = DEFAULT_SIZE
         res = {}
         for kind in PLOT_KINDS:
@@ -730,16 +742,109 @@ class Bench:
             return list(pool.map(one, range(n)))
 
     def pipeline(self):
+        """Figure 5: 200x200 plot jobs, submitted by wrk while the workers
+        drain them, end to end. Every job asks for the same chart, which is
+        the best case for the workers' render cache; the reference is the
+        same figure on the cache-off server, where every job draws its chart.
+        The two are measured by turns (on, off, off, on, ...) and each
+        figure is the median turn, since a single turn of a few seconds on
+        two shared cores swings by a fifth."""
+        port, proc = self.nocache
+        sides = {"on": (self.a.http_port, self.a.api_pid), "off": (port, proc.pid)}
+        turns = {"on": [], "off": []}
+        for i in range(self.cfg["pipeline_turns"]):
+            for side in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                turns[side].append(self.pipeline_run(*sides[side], f"cache {side}, turn {i + 1}"))
+
+        def median_turn(runs):
+            runs = sorted(runs, key=lambda r: r["jobs_s"])
+            return {**runs[len(runs) // 2], "turns_jobs_s": [r["jobs_s"] for r in runs]}
+
+        self.raw["pipeline"] = median_turn(turns["on"])
+        self.raw["pipeline_nocache"] = median_turn(turns["off"])
+        log(f"pipeline medians: cache on {self.raw['pipeline']['jobs_s']:.0f} jobs/s "
+            f"(turns {', '.join(f'{x:.0f}' for x in self.raw['pipeline']['turns_jobs_s'])}), "
+            f"cache off {self.raw['pipeline_nocache']['jobs_s']:.0f} jobs/s")
+
+    def start_nocache(self):
+        """A second `gene-api serve` with the render cache off (its own key
+        prefix, so its own stream and data set, loaded here): figure 4
+        measures renders on it, and figure 5 its reference."""
+        port, proc = self.start_serve("nocache", {
+            "GENE_API__IMAGES__RENDER_CACHE_BYTES": "0",
+            "GENE_API__REDIS__KEY_PREFIX": "bench-nocache",
+        })
+        self.nocache = (port, proc)
+        job = Http(port).json("POST", "/data", (200,), body=b"", headers={"Prefer": "wait=60"})
+        if job.get("status") != "done":
+            raise BenchError(f"load on the cache-off server: {job}")
+        log(f"cache-off server on port {port}, data loaded")
+
+    def stop_nocache(self):
+        if self.nocache:
+            proc = self.nocache[1]
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            self.nocache = None
+
+    @contextlib.contextmanager
+    def against(self, port, pid):
+        """Points the driver's requests (and CPU meters) at another gene-api for a while."""
+        saved = (self.http, self.a.http_port, self.a.api_pid)
+        self.http, self.a.http_port, self.a.api_pid = Http(port), port, pid
+        try:
+            yield
+        finally:
+            self.http, self.a.http_port, self.a.api_pid = saved
+
+    def start_serve(self, label, extra):
+        """A second `gene-api serve` on the same Redis, with the settings of
+        the main one (scripts/bench) and `extra`; returns (port, process)."""
+        ports = []
+        for _ in range(2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                ports.append(sock.getsockname()[1])
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
+        env.update({
+            "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
+            "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(ports[0]),
+            "GENE_API__WORKERS__HEALTH_PORT": str(ports[1]),
+            "GENE_API__WORKERS__CONCURRENCY": str(self.a.workers),
+            "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
+            "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0", "GENE_API__LIMITS__SUBMISSIONS_PER_SECOND": "0",
+            "GENE_API__LIMITS__STREAMS_PER_CLIENT": "0", "GENE_API__LIMITS__MAX_BACKLOG": "0",
+            **extra,
+        })
+        log_file = open(os.path.join(self.a.work, f"serve-{label}.log"), "wb")
+        proc = subprocess.Popen([self.a.binary, "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if Http(ports[0], timeout=2).request("GET", "/ready")[0] == 200:
+                    return ports[0], proc
+            except (OSError, BenchError):
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise BenchError(f"the {label} server did not get ready")
+            time.sleep(0.1)
+
+    def pipeline_run(self, port, pid, label):
         c = self.cfg
         w, h = TRIVIAL_SIZE
         ids_out = os.path.join(self.a.work, "submitted.txt")
         per_thread = c["submit_cap"] // c["wrk_threads"]
-        meter = CpuMeter({"gene-api": self.a.api_pid, "redis-server": self.a.redis_pid})
+        meter = CpuMeter({"gene-api": pid, "redis-server": self.a.redis_pid})
         out = run_tool(
             [
                 "wrk", "--latency", "-t", str(c["wrk_threads"]), "-c", str(c["wrk_conns"]),
                 "-d", f"{c['submit_secs']}s", "--timeout", "5s",
-                "-s", os.path.join(HERE, "submit.lua"), f"http://127.0.0.1:{self.a.http_port}",
+                "-s", os.path.join(HERE, "submit.lua"), f"http://127.0.0.1:{port}",
             ],
             env={
                 "BENCH_PATH": f"/image?kind=locus_group&width={w}&height={h}",
@@ -753,10 +858,14 @@ class Bench:
             ids = [ln.strip() for ln in f if ln.strip()]
         bad = sub["status_errors"] + sub["connect_errors"] + sub["read_errors"] + sub["write_errors"] + sub["timeout_errors"]
         if not ids or bad:
-            raise BenchError(f"wrk POST /image: {len(ids)} job ids, {bad} errors: {sub}")
+            raise BenchError(f"wrk POST /image ({label}): {len(ids)} job ids, {bad} errors: {sub}")
         t0 = time.perf_counter()
-        jobs = self.drain(ids, c["drain_timeout"])
+        http = Http(port)
+        # The CPU meter stops once the last job is done, before the records of
+        # all the jobs are fetched: that reading is the driver's, not the pipeline's.
+        self.wait_job(ids[-1], c["drain_timeout"], pause=0.005, http=http)
         cpu = meter.stop()
+        jobs = self.drain(ids, c["drain_timeout"], http=http)
         drain_wait = time.perf_counter() - t0
         first = min(ts(j["created_at"]) for j in jobs)
         last = max(first + 1e-3, max(ts(j["finished_at"]) for j in jobs))
@@ -768,7 +877,7 @@ class Bench:
         sub["req_s"] = (len(created) - 1) / max(created[-1] - created[0], 1e-3)
         # Jobs finished after the last submission: what the workers alone manage.
         tail = [ts(j["finished_at"]) for j in jobs if ts(j["finished_at"]) > created[-1]]
-        self.raw["pipeline"] = {
+        result = {
             "size": f"{w}x{h}",
             "jobs": len(ids),
             "span_s": last - first,
@@ -783,9 +892,10 @@ class Bench:
             "cpu_percent": cpu_percent(cpu),
         }
         log(
-            f"pipeline: {len(ids)} jobs of {w}x{h} in {last - first:.2f} s = {len(ids) / (last - first):.0f} jobs/s; "
-            f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}"
+            f"pipeline ({label}): {len(ids)} jobs of {w}x{h} in {last - first:.2f} s = {len(ids) / (last - first):.0f} jobs/s; "
+            f"submit {sub['req_s']:.0f} req/s; CPU us/job {cpu_per(cpu, len(ids))}; CPU % {cpu_percent(cpu)}"
         )
+        return result
 
     def wrk_turn(self, port, env, what, headers=()):
         """One turn of the paired figures: wrk with `genes.lua` for
@@ -1155,11 +1265,14 @@ class Bench:
         R(f"4 plots sustained ({s['jobs']} jobs, {s['workers']} workers)", s["jobs_s"], "jobs/s", ideal,
           f"{busy} / mean render time of one plot alone", s["jobs_s"] / ideal if ideal else None)
 
-        pl = r["pipeline"]
-        R(f"5 pipeline e2e, plot {pl['size']} ({pl['jobs']} jobs)", pl["jobs_s"], "jobs/s", pl["submit"]["req_s"],
+        pl, nc = r["pipeline"], r["pipeline_nocache"]
+        R(f"5 pipeline e2e, plot {pl['size']} ({pl['jobs']} jobs, median of {len(pl['turns_jobs_s'])} turns)",
+          pl["jobs_s"], "jobs/s", pl["submit"]["req_s"],
           "HTTP submit rate, same run", pl["jobs_s"] / pl["submit"]["req_s"], ">= 5000 jobs/s", pl["jobs_s"] >= 5000)
         R("5 HTTP submit rate POST /image (wrk)", pl["submit"]["req_s"], "req/s", p["req_s"],
           "GET /genes/<id> req/s (figure 2)", pl["submit"]["req_s"] / p["req_s"])
+        R(f"5 pipeline e2e, render cache off: every job draws ({nc['jobs']} jobs)", nc["jobs_s"], "jobs/s",
+          pl["jobs_s"], "the same with the cache on (row above)", nc["jobs_s"] / pl["jobs_s"])
 
         idle = r["idle"]
         R("6 gene-api RSS idle (fresh start)", idle["api_rss_kb"] / 1024, "MiB", idle["redis_rss_kb"] / 1024,
@@ -1251,6 +1364,9 @@ class Bench:
         print(f"CPU during redis-benchmark GET: {fmt_dict(rg['cpu_percent'])}; "
               f"CPU us per request: {fmt_dict(rg['cpu_us_per_request'])}.")
         drain = pl["drain_only_jobs_s"]
+        nc = self.raw["pipeline_nocache"]
+        print(f"Pipeline, render cache off: CPU us per job {fmt_dict(nc['cpu_us_per_job'])}; "
+              f"submit {nc['submit']['req_s']:.0f} req/s; job latency p50 {nc['latency_p50_s'] * 1000:.0f} ms.")
         print(f"Pipeline: CPU us per job {fmt_dict(pl['cpu_us_per_job'])}; job latency p50 "
               f"{pl['latency_p50_s'] * 1000:.0f} ms, p99 {pl['latency_p99_s'] * 1000:.0f} ms (queueing included); "
               f"run p50 {pl['run_p50_s'] * 1000:.0f} ms; workers alone after the last submission: "
@@ -1283,6 +1399,7 @@ class Bench:
             ("1/3 raw Redis references", self.load_reference),
             ("2 point reads", self.point_reads),
             ("3 bulk read", self.bulk_read),
+            ("the cache-off server (figures 4 and 5)", self.start_nocache),
             ("4 plots", self.plots),
             ("5 job pipeline", self.pipeline),
             ("7 SSE fan-out", self.sse_fanout),
@@ -1291,14 +1408,32 @@ class Bench:
             ("10 finding genes", self.finding),
             ("6 footprint (end)", self.footprint_end),
         ]
-        for name, fn in steps:
-            print(f"--> {name}", file=sys.stderr, flush=True)
-            try:
-                fn()
-            except BenchError as e:
-                raise BenchError(f"step '{name}': {e}") from None
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise BenchError(f"step '{name}': {type(e).__name__}: {e}") from e
+        if self.a.only:
+            # A development run: the set-up steps and the named figures only,
+            # no table (it needs every figure); the raw numbers still go to --json.
+            wanted = {w.strip() for w in self.a.only.split(",") if w.strip()}
+            setup = {"machine", "reading the source", "1 load", "the cache-off server (figures 4 and 5)"}
+            known = {name.split(" ")[0] for name, _ in steps}
+            unknown = wanted - known
+            if unknown:
+                raise BenchError(f"--only: no figure {sorted(unknown)}; figures: {sorted(known - {'machine', 'waiting', 'footprint', 'reading', 'checking'})}")
+            steps = [(n, f) for n, f in steps if n in setup or n.split(" ")[0] in wanted]
+        try:
+            for name, fn in steps:
+                print(f"--> {name}", file=sys.stderr, flush=True)
+                try:
+                    fn()
+                except BenchError as e:
+                    raise BenchError(f"step '{name}': {e}") from None
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    raise BenchError(f"step '{name}': {type(e).__name__}: {e}") from e
+        finally:
+            self.stop_nocache()
+        if self.a.only:
+            if self.a.json:
+                with open(self.a.json, "w") as f:
+                    json.dump(self.raw, f, indent=1)
+            return
         self.build_table()
         self.raw["table"] = self.rows
         print()
@@ -1321,6 +1456,7 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--only", help="comma-separated figure numbers (e.g. 5,7): those figures only, no table")
     a = p.parse_args()
     try:
         Bench(a).run()

@@ -19,8 +19,8 @@ use std::str::FromStr;
 
 pub use catalog::{Catalog, CatalogError, Chosen, RecordsError};
 pub use dataset::{
-    current_blob, current_part, delete_all, get_gene, is_loaded, records_at, store_and_swap,
-    stream_blob, summary, LoadSummary, RecordsAt, OLD_VERSION_GRACE_SECS,
+    current_blob, current_part, current_part_plain, delete_all, get_gene, is_loaded, records_at,
+    store_and_swap, stream_blob, summary, LoadSummary, RecordsAt, OLD_VERSION_GRACE_SECS,
 };
 pub use index::GeneIndex;
 pub use parse::{parse_source, DataSet};

@@ -25,6 +25,7 @@ pub async fn run(
     job_id: &Uuid,
     source: &str,
 ) -> Result<serde_json::Value, JobError> {
+    let _slot = ctx.heavy_slot().await;
     let mut data = ctx.settings.data.clone();
     data.source = source.to_string();
     let progress = &ctx.progress;

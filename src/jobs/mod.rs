@@ -23,7 +23,7 @@ pub use record::{
 
 use crate::config::Settings;
 use crate::genes;
-use crate::plot::{ImageSize, PlotKind};
+use crate::plot::{ImageSize, PlotKind, RenderCache};
 use crate::store::{redis_is_transient, Store};
 
 /// What a job does. This is also the command carried by the stream entry, so a
@@ -70,13 +70,36 @@ impl Command {
     }
 }
 
-/// What a job's work may use: the connections, the settings, and where to
-/// report progress. Cheap to clone.
+/// What a job's work may use: the connections, the settings, where to
+/// report progress, and the charts this process has rendered. Cheap to clone.
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub progress: Progress,
+    pub renders: Arc<RenderCache>,
+    /// Slots for heavy work (a load, a render): `workers.concurrency` per
+    /// process, however many entries the consumers hold.
+    pub heavy: Arc<tokio::sync::Semaphore>,
+}
+
+impl JobContext {
+    /// A slot for heavy work, freed when dropped. When none is free, the job
+    /// says so in its progress (`{"stage": "waiting"}`) while it waits, so
+    /// that a `running` record never hides a queue.
+    pub async fn heavy_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        if let Ok(slot) = self.heavy.try_acquire() {
+            return slot;
+        }
+        self.progress.report(serde_json::json!({
+            "stage": "waiting",
+            "for": "a free slot (workers.concurrency loads and renders run at once per process)",
+        }));
+        self.heavy
+            .acquire()
+            .await
+            .expect("the heavy-work semaphore is never closed")
+    }
 }
 
 /// Where a running job reports how far it has got. The delivery code writes

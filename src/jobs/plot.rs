@@ -1,10 +1,13 @@
 //! The plot job: render a chart of the live data set's statistics as a PNG
-//! and store it in db 1 under the job's id.
+//! and store it in db 1 under the job's id. A chart this process has drawn
+//! before from the same statistics, kind and size is copied from its render
+//! cache instead (see `src/plot/cache.rs`).
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 use super::{spawn_blocking_traced, JobContext, JobError};
-use crate::plot::{ImageSize, PlotKind, PlotStats};
+use crate::plot::{ImageSize, PlotKind, PlotStats, RenderKey};
 use crate::{genes, images};
 
 /// Renders and stores one chart; the result says where the image is.
@@ -15,7 +18,7 @@ pub async fn run(
     size: ImageSize,
 ) -> Result<serde_json::Value, JobError> {
     let keys = &ctx.store.keys;
-    let stats = genes::current_part(&mut ctx.store.data.clone(), keys, "stats")
+    let stats = genes::current_part_plain(&mut ctx.store.data.clone(), keys, "stats")
         .await?
         .ok_or_else(|| {
             JobError::permanent(
@@ -23,23 +26,27 @@ pub async fn run(
                  POST /data, then submit the plot again",
             )
         })?;
-    let stats: PlotStats = serde_json::from_slice(&stats)
-        .map_err(|e| JobError::permanent(format!("stored plot statistics unreadable: {e}")))?;
-    let png = spawn_blocking_traced(move || crate::plot::render_png(kind, &stats, size))
-        .await
-        .map_err(|e| JobError::permanent(format!("rendering crashed: {e}")))?
-        .map_err(|e| JobError::permanent(format!("rendering failed: {e}")))?;
+    let key = RenderKey::new(&stats, kind, size);
+    let png = match ctx.renders.get(&key) {
+        Some(png) => png,
+        None => {
+            let _slot = ctx.heavy_slot().await;
+            let png = render(stats, kind, size).await?;
+            ctx.renders.insert(key, png.clone());
+            png
+        }
+    };
     let bytes = png.len();
     let evicted = images::store(
         &mut ctx.store.images.clone(),
         keys,
         job_id,
-        png,
+        &png,
         &ctx.settings.images,
     )
     .await?;
     if !evicted.is_empty() {
-        tracing::info!(
+        tracing::debug!(
             evicted = evicted.len(),
             "older images evicted (images.max_count / max_bytes)"
         );
@@ -58,4 +65,17 @@ pub async fn run(
         "height": size.height(),
         "plot": kind,
     }))
+}
+
+/// Draws the chart off the async threads.
+async fn render(stats: Vec<u8>, kind: PlotKind, size: ImageSize) -> Result<Bytes, JobError> {
+    let png = spawn_blocking_traced(move || {
+        let stats: PlotStats = serde_json::from_slice(&stats)
+            .map_err(|e| JobError::permanent(format!("stored plot statistics unreadable: {e}")))?;
+        crate::plot::render_png(kind, &stats, size)
+            .map_err(|e| JobError::permanent(format!("rendering failed: {e}")))
+    })
+    .await
+    .map_err(|e| JobError::permanent(format!("rendering crashed: {e}")))??;
+    Ok(Bytes::from(png))
 }

@@ -29,6 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
+use tokio::sync::Semaphore;
 
 pub use control::{Backlog, ControlError, DeadEntry, Stats};
 pub use reclaimer::Reclaimer;
@@ -38,6 +39,7 @@ pub use worker::{StepOutcome, Worker};
 use crate::config::Settings;
 use crate::jobs::{Command, Job, JobContext, Progress};
 use crate::lua;
+use crate::plot::RenderCache;
 use crate::store::Store;
 
 /// Why a job was not queued.
@@ -50,11 +52,14 @@ pub enum SubmitError {
     Redis(#[from] redis::RedisError),
 }
 
-/// What the pipeline needs: connections and settings. Cheap to clone.
+/// What the pipeline needs: connections, settings, and the charts this
+/// process has rendered. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     pub store: Store,
     pub settings: Arc<Settings>,
+    renders: Arc<RenderCache>,
+    heavy: Arc<Semaphore>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -82,7 +87,18 @@ pub fn consumer_name(role: &str, index: usize) -> String {
 
 impl Pipeline {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
-        Self { store, settings }
+        let cache_bytes = settings
+            .images
+            .render_cache_bytes
+            .try_into()
+            .unwrap_or(usize::MAX);
+        let slots = settings.workers.concurrency.max(1);
+        Self {
+            store,
+            settings,
+            renders: Arc::new(RenderCache::new(cache_bytes)),
+            heavy: Arc::new(Semaphore::new(slots)),
+        }
     }
 
     /// Creates the stream and group if missing ("BUSYGROUP" means it exists).
@@ -159,12 +175,19 @@ impl Pipeline {
         .ignore();
     }
 
+    /// The charts this process has rendered (kept for reuse).
+    pub fn render_cache(&self) -> &RenderCache {
+        &self.renders
+    }
+
     /// What a job's work may use.
     fn job_context(&self) -> JobContext {
         JobContext {
             store: self.store.clone(),
             settings: self.settings.clone(),
             progress: Progress::default(),
+            renders: self.renders.clone(),
+            heavy: self.heavy.clone(),
         }
     }
 }

@@ -52,11 +52,19 @@ impl Reclaimer {
                 // Every claimed entry counts a delivery, so each one is run
                 // even when another fails: an entry claimed and left unrun
                 // would edge towards the dead letters without a real attempt.
-                let mut failed = None;
-                for entry in &reply.claimed {
+                // They run side by side, as a worker's batch does: one after
+                // another, the last would sit unstarted (and so without a
+                // heartbeat) behind the others' renders, go idle past
+                // `reclaim_after` and be claimed again, a delivery counted
+                // against it for nothing.
+                let runs = reply.claimed.iter().map(|entry| {
                     let n = deliveries.get(&entry.id).copied().unwrap_or(1);
                     tracing::warn!(entry = %entry.id, deliveries = n, "reclaimed an entry from a dead consumer");
-                    match p.handle_entry(&self.name, entry, n).await {
+                    p.handle_entry(&self.name, entry, n)
+                });
+                let mut failed = None;
+                for r in futures_util::future::join_all(runs).await {
+                    match r {
                         Ok(()) => handled += 1,
                         Err(e) => failed = Some(e),
                     }

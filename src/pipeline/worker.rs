@@ -52,7 +52,7 @@ impl Worker {
         let keys = &p.store.keys;
         let opts = StreamReadOptions::default()
             .group(keys.group(), &self.name)
-            .count(1)
+            .count(p.settings.workers.batch)
             .block(block.as_millis() as usize);
         let r: RedisResult<Option<StreamReadReply>> =
             conn.xread_options(&[keys.stream()], &[">"], &opts).await;
@@ -83,10 +83,16 @@ impl Worker {
             return Ok(StepOutcome::Idle);
         }
         let n = entries.len();
-        for entry in &entries {
-            // A fresh read is the entry's first delivery (or a redelivery that the
-            // reclaimer counted); its count matters only when reclaimed.
-            self.pipeline.handle_entry(&self.name, entry, 1).await?;
+        // Side by side: a batch of small jobs shares its round trips to Redis
+        // (the multiplexed connection sends what is queued together). Heavy
+        // work waits for a slot of its own (`JobContext::heavy`).
+        // A fresh read is the entry's first delivery (or a redelivery that the
+        // reclaimer counted); its count matters only when reclaimed.
+        let runs = entries
+            .iter()
+            .map(|entry| self.pipeline.handle_entry(&self.name, entry, 1));
+        for r in futures_util::future::join_all(runs).await {
+            r?;
         }
         Ok(StepOutcome::Processed(n))
     }

@@ -11,6 +11,7 @@
 //! axes and the cached glyphs' pixels alike), which the `png` crate encodes
 //! (fast deflate, no `image` crate).
 
+mod cache;
 mod draw;
 mod glyphs;
 mod stats;
@@ -22,6 +23,7 @@ use std::sync::OnceLock;
 use ab_glyph::FontRef;
 use serde::{Deserialize, Serialize};
 
+pub use cache::{CacheUsage, RenderCache, RenderKey};
 pub use stats::{chromosome_of, PlotStats, StatsBuilder};
 
 /// Which chart to draw. Serialized, parsed and displayed in snake_case:

@@ -1,5 +1,7 @@
 use gene_api::app::Mode;
 use gene_api::pipeline::StepOutcome;
+use gene_api::plot::{ImageSize, PlotKind};
+use redis::Commands;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -258,4 +260,124 @@ async fn plot_parameters_also_come_as_a_json_body() {
         .unwrap();
     let (w, h, _) = decode(&bytes);
     assert_eq!((w, h), (640, 480));
+}
+
+/// The chart `kind` at `w` x `h` drawn here, from the HGNC file at `source`.
+fn drawn_here(source: &std::path::Path, kind: PlotKind, w: u32, h: u32) -> Vec<u8> {
+    let body = bytes::Bytes::from(std::fs::read(source).unwrap());
+    let set = gene_api::genes::parse_source(body).unwrap();
+    gene_api::plot::render_png(kind, &set.stats, ImageSize::new(w, h).unwrap()).unwrap()
+}
+
+async fn image_bytes(app: &TestApp, id: &str) -> Vec<u8> {
+    let r = app.get(&format!("/image/{id}")).await;
+    assert_eq!(r.status(), 200, "GET /image/{id}");
+    r.bytes().await.unwrap().to_vec()
+}
+
+/// Asserts two PNGs are the same bytes, saying only their sizes when not.
+fn assert_same_png(got: &[u8], want: &[u8], what: &str) {
+    assert!(
+        got == want,
+        "{what}: {} bytes, not the {} bytes drawn here",
+        got.len(),
+        want.len()
+    );
+}
+
+async fn queue(app: &TestApp, query: &str) -> String {
+    let r = app.post(&format!("/image{query}")).await;
+    assert_eq!(r.status(), 202, "POST /image{query}");
+    let job: Value = r.json().await.unwrap();
+    job["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_chart_asked_for_again_is_copied_from_the_render_cache_and_a_new_load_draws_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("hgnc.json");
+    std::fs::copy(SAMPLE, &source).unwrap();
+    let app = spawn_app_with(Mode::Api, &source, &[]).await;
+    let mut worker = app.manual_worker("w");
+    let _ = app.post("/data").await;
+    assert_eq!(worker.step().await.unwrap(), StepOutcome::Processed(1));
+    let chart = drawn_here(&source, PlotKind::Chromosome, 300, 200);
+
+    // The first chart is drawn; the same chart again, twice in one batch,
+    // is copied; another size is drawn.
+    let first = queue(&app, "?kind=chromosome&width=300&height=200").await;
+    assert_eq!(worker.step().await.unwrap(), StepOutcome::Processed(1));
+    let again = [
+        queue(&app, "?kind=chromosome&width=300&height=200").await,
+        queue(&app, "?kind=chromosome&width=300&height=200").await,
+    ];
+    let other = queue(&app, "?kind=chromosome&width=301&height=200").await;
+    assert_eq!(
+        worker.step().await.unwrap(),
+        StepOutcome::Processed(3),
+        "one read takes the batch"
+    );
+    let usage = app.pipeline.render_cache().usage();
+    assert_eq!(
+        (usage.charts, usage.hits, usage.misses),
+        (2, 2, 2),
+        "{usage:?}"
+    );
+    for id in [&first, &again[0], &again[1]] {
+        assert_same_png(&image_bytes(&app, id).await, &chart, id);
+    }
+    assert_same_png(
+        &image_bytes(&app, &other).await,
+        &drawn_here(&source, PlotKind::Chromosome, 301, 200),
+        "the other size",
+    );
+
+    // A load with other statistics (half the genes) draws the chart anew.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(SAMPLE).unwrap()).unwrap();
+    let docs = doc["response"]["docs"].as_array_mut().unwrap();
+    docs.truncate(docs.len() / 2);
+    std::fs::write(&source, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let _ = app.post("/data").await;
+    assert_eq!(worker.step().await.unwrap(), StepOutcome::Processed(1));
+    let after = queue(&app, "?kind=chromosome&width=300&height=200").await;
+    assert_eq!(worker.step().await.unwrap(), StepOutcome::Processed(1));
+    let half = drawn_here(&source, PlotKind::Chromosome, 300, 200);
+    assert!(half != chart, "half the genes make another chart");
+    assert_same_png(&image_bytes(&app, &after).await, &half, "after the load");
+    let usage = app.pipeline.render_cache().usage();
+    assert_eq!(
+        (usage.charts, usage.hits, usage.misses),
+        (3, 2, 3),
+        "{usage:?}"
+    );
+}
+
+#[tokio::test]
+async fn images_are_stored_and_counted_even_after_redis_lost_its_scripts() {
+    let app = spawn_app().await;
+    app.load().await;
+    let mut ids = vec![];
+    for round in 0..3 {
+        // Redis forgets its scripts (as after a restart): the image's MULTI
+        // finds its script missing, loads it and stores again.
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut app.redis.conn(1))
+            .unwrap();
+        let id = queue(&app, &format!("?width={}&height=200", 200 + round)).await;
+        assert_eq!(app.wait_job(&id).await["status"], "done");
+        ids.push(id);
+    }
+    let mut img = app.redis.conn(1);
+    let mut stored = 0;
+    for id in &ids {
+        let len: u64 = img.strlen(format!("gene-api:image:{id}")).unwrap();
+        let booked: u64 = img.hget("gene-api:images:sizes", id).unwrap();
+        assert_eq!(len, booked, "image {id}");
+        assert_eq!(image_bytes(&app, id).await.len() as u64, len);
+        stored += len;
+    }
+    let total: u64 = img.get("gene-api:images:bytes").unwrap();
+    let count: u64 = img.zcard("gene-api:images").unwrap();
+    assert_eq!((count, total), (3, stored));
 }

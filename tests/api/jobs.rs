@@ -193,7 +193,9 @@ async fn post_jobs_validates_like_the_classic_routes() {
 
 #[tokio::test]
 async fn job_lists_filter_by_state_and_kind_and_page_with_a_cursor() {
-    let app = spawn_app_with(Mode::Api, std::path::Path::new(SAMPLE), &[]).await;
+    // The manual worker takes one entry a step (not a batch), so jobs stay queued.
+    let one = [("GENE_API__WORKERS__BATCH", "1")];
+    let app = spawn_app_with(Mode::Api, std::path::Path::new(SAMPLE), &one).await;
     let mut loads = vec![];
     for _ in 0..5 {
         let j: Value = app.post("/data").await.json().await.unwrap();
@@ -268,7 +270,9 @@ async fn job_lists_filter_by_state_and_kind_and_page_with_a_cursor() {
 
 #[tokio::test]
 async fn job_stats_count_states_and_show_the_stream_and_its_consumers() {
-    let app = spawn_app_with(Mode::Api, std::path::Path::new(SAMPLE), &[]).await;
+    // The manual worker takes one entry a step (not a batch), so jobs stay queued.
+    let one = [("GENE_API__WORKERS__BATCH", "1")];
+    let app = spawn_app_with(Mode::Api, std::path::Path::new(SAMPLE), &one).await;
     for _ in 0..3 {
         app.post("/data").await;
     }

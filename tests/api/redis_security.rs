@@ -331,7 +331,11 @@ fn client_cert_env(pki: &Pki) -> Vec<(&'static str, String)> {
 async fn the_readme_acl_user_over_tls_runs_every_part_of_the_service() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "optional");
-    let mut app = start_app(redis.port, &secure_env(&pki, USER, PASSWORD)).await;
+    let mut env = secure_env(&pki, USER, PASSWORD);
+    // Two images kept: the third plot evicts the first, whose job record (in
+    // the other database) the eviction script marks.
+    env.push(("GENE_API__IMAGES__MAX_COUNT", "2".to_string()));
+    let mut app = start_app(redis.port, &env).await;
     app.ready(200).await;
 
     let load = app.run_job("/data").await;
@@ -376,7 +380,19 @@ async fn the_readme_acl_user_over_tls_runs_every_part_of_the_service() {
     assert!(events.text().await.unwrap().contains("done"));
     let second = app.run_job("/image?kind=locus_group").await;
     assert_eq!(second["status"], "done", "{second}");
-    let one = format!("/image/{}", plot["id"].as_str().unwrap());
+    let third = app.run_job("/image?kind=approval_year").await;
+    assert_eq!(third["status"], "done", "{third}");
+    let first: serde_json::Value = app
+        .get(&format!("/jobs/{}", plot["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        first["result"]["image_evicted_at"].is_string(),
+        "the evicted image's record says so: {first}"
+    );
+    let one = format!("/image/{}", second["id"].as_str().unwrap());
     for path in [one.as_str(), "/image", "/data"] {
         let r = app.send(reqwest::Method::DELETE, path).await;
         assert!(r.status().is_success(), "DELETE {path}: {}", r.status());

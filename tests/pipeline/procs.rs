@@ -335,15 +335,19 @@ pub fn wait_all_finished(
     }
 }
 
-/// Submits `n` plot jobs through the API; returns their ids.
+/// Submits `n` plot jobs through the API, `size + i` pixels wide and `size`
+/// high; returns their ids.
 pub async fn submit_plots(api: &Proc, n: usize, size: u32) -> Vec<String> {
     let client = reqwest::Client::new();
     let kinds = ["locus_group", "chromosome", "approval_year"];
     let mut ids = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
         let futs = chunk.iter().map(|i| {
+            // Each plot a width of its own, so that every job draws its chart
+            // (a worker's render cache would copy a repeated one).
+            let width = size + *i as u32;
             let url = api.url(&format!(
-                "/image?kind={}&width={size}&height={size}",
+                "/image?kind={}&width={width}&height={size}",
                 kinds[i % 3]
             ));
             let c = client.clone();

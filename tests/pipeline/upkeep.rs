@@ -17,7 +17,11 @@ async fn trimming_keeps_pending_and_undelivered_entries_and_drops_acknowledged_o
     let app = spawn_app_with(
         Mode::Api,
         std::path::Path::new(SAMPLE),
-        &[("GENE_API__PIPELINE__STREAM_MAX_LEN", "5")],
+        &[
+            ("GENE_API__PIPELINE__STREAM_MAX_LEN", "5"),
+            // The manual worker takes one entry a step (not a batch).
+            ("GENE_API__WORKERS__BATCH", "1"),
+        ],
     )
     .await;
     for _ in 0..30 {
