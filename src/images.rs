@@ -55,11 +55,7 @@ pub async fn store(
         // last loaded: the SET went through, the booking did not. Load it and
         // run both again; the SET overwrites the same bytes.
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            let _: String = redis::pipe()
-                .load_script(&lua::STORE_IMAGE)
-                .query_async::<(String,)>(conn)
-                .await?
-                .0;
+            lua::STORE_IMAGE.load_async(conn).await?;
             let (evicted,): (Vec<String>,) = tx.query_async(conn).await?;
             Ok(evicted)
         }

@@ -800,6 +800,20 @@ class Bench:
         finally:
             self.http, self.a.http_port, self.a.api_pid = saved
 
+    def gene_api_env(self, port, extra):
+        """The environment of one more gene-api on the bench's Redis, on
+        `port`: the caller's, less what would change what is measured, and
+        `extra`."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
+        env.update({
+            "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
+            "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
+            "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
+            **extra,
+        })
+        return env
+
     def start_serve(self, label, extra):
         """A second `gene-api serve` on the same Redis, with the settings of
         the main one (scripts/bench) and `extra`; returns (port, process)."""
@@ -808,14 +822,10 @@ class Bench:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 ports.append(sock.getsockname()[1])
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
-        env.update({
-            "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
-            "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(ports[0]),
+        # The main server's settings (scripts/bench), then `extra`.
+        env = self.gene_api_env(ports[0], {
             "GENE_API__WORKERS__HEALTH_PORT": str(ports[1]),
             "GENE_API__WORKERS__CONCURRENCY": str(self.a.workers),
-            "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
             "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0", "GENE_API__LIMITS__SUBMISSIONS_PER_SECOND": "0",
             "GENE_API__LIMITS__STREAMS_PER_CLIENT": "0", "GENE_API__LIMITS__MAX_BACKLOG": "0",
             **extra,
@@ -927,16 +937,8 @@ class Bench:
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", 0))
                     port = sock.getsockname()[1]
-                env = {k: v for k, v in os.environ.items()
-                       if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
-                env.update({
-                    "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
-                    "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
-                    "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
-                    # The budgets would cap wrk; each side is measured without them.
-                    "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0",
-                    **extra,
-                })
+                # The budgets would cap wrk; each side is measured without them.
+                env = self.gene_api_env(port, {"GENE_API__LIMITS__REQUESTS_PER_SECOND": "0", **extra})
                 log_file = open(os.path.join(self.a.work, f"api-{label}-{name}.log"), "wb")
                 procs[name] = (subprocess.Popen([self.a.binary, "api"], env=env, stdout=log_file,
                                                 stderr=subprocess.STDOUT), port)
