@@ -37,9 +37,16 @@
 
 K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 K8S_VERSION="v1.20.2"
-# Bump the suffix whenever the source edits below change, so a cache built by
-# an older recipe is not reused.
-K8S_BUILD_RECIPE="oomadj0-1"
+K8S_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/common.sh
+. "$K8S_LIB_DIR/common.sh"
+# What the hermetic build installs in its container (scripts/lib/needs).
+K8S_BUILD_PACKAGES=$(needs_list k8s-build build | tr '\n' ' ')
+K8S_BUILD_PACKAGES=${K8S_BUILD_PACKAGES% }
+# Bump the suffix whenever the build (scripts/lib/k8s-build-in-container.sh)
+# changes, so a cache built by an older recipe is not reused; the build
+# packages are part of the name.
+K8S_BUILD_RECIPE="hermetic-1-$(printf '%s' "$K8S_BUILD_PACKAGES" | sha256sum | cut -c1-8)"
 K8S_CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/gene-api"
 K8S_BIN="$K8S_CACHE_ROOT/kubernetes-$K8S_DEB_VERSION-$K8S_BUILD_RECIPE/bin"
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
@@ -62,28 +69,26 @@ k8s_die() {
 
 # --- packages -----------------------------------------------------------------
 
-# Debian packages of the runtime and of the build. Installed only when missing.
+# The host's packages for running the cluster: scripts/lib/needs, step `k8s`.
+# kubectl: the machine's (a new machine has one) is fine for a 1.20 server in
+# the commands the README uses; a machine without one gets the 1.20 kubectl
+# built from the same tree (k8s_build).
 k8s_install_packages() {
-    local want=(golang-go etcd-server docker.io containernetworking-plugins conntrack
-        iptables socat dnsmasq-base dpkg-dev iproute2 util-linux openssl curl jq debootstrap gcc libc6-dev)
-    local missing=() p
-    for p in "${want[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing+=("$p")
-    done
-    # kubectl: the machine's (1.32 here) is fine for a 1.20 server in the
-    # commands the README uses; a machine without one gets the 1.20 kubectl
-    # built from the same tree (k8s_build).
-    [ ${#missing[@]} -eq 0 ] && return 0
-    k8s_log "installing ${missing[*]} from apt"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-        > "$K8S_WORK/apt.log" 2>&1 || { tail -n 30 "$K8S_WORK/apt.log" >&2; k8s_die "apt-get install failed"; }
+    needs k8s || k8s_die "could not install what step 'k8s' needs (scripts/lib/needs)"
 }
 
 # --- the build ----------------------------------------------------------------
 
 # Builds the five components (and kubectl if the machine has none) from
 # Debian's source package into $K8S_BIN, unless they are cached there.
+#
+# Hermetic: the build runs in a container FROM the debian:bookworm-slim
+# stand-in (scripts/lib/standins.sh; the caller builds it and starts the
+# engine) with only the packages scripts/lib/needs declares for step
+# `k8s-build` (scripts/lib/k8s-build-in-container.sh). Nothing of the host's
+# takes part, so a build tool missing from that list (rsync, called by the
+# tree's own hack/ scripts) fails on every machine, not only on a new one.
+K8S_BUILD_CONTAINER="gene-api-k8s-build-$$"
 k8s_build() {
     local want=("${K8S_COMPONENTS[@]}") c absent=0
     command -v kubectl > /dev/null || want+=(kubectl)
@@ -92,49 +97,23 @@ k8s_build() {
         k8s_ok "Kubernetes $K8S_VERSION binaries cached in $K8S_BIN"
         return 0
     fi
-    k8s_log "building Kubernetes $K8S_VERSION from Debian's source package kubernetes=$K8S_DEB_VERSION (offline, about 7 min on 2 cores)"
-    local t=$SECONDS src="$K8S_WORK/src"
-    mkdir -p "$src/lists/partial" "$src/cache/archives/partial"
-    # A private sources list and apt state: the machine's own apt setup is
-    # neither needed nor touched.
-    cat > "$src/sources.list" << 'EOF'
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-EOF
-    local apt_opts=(-o "Dir::Etc::sourcelist=$src/sources.list" -o Dir::Etc::sourceparts=-
-        -o "Dir::State::Lists=$src/lists" -o "Dir::Cache=$src/cache")
-    (cd "$src" && apt-get "${apt_opts[@]}" update -qq &&
-        apt-get "${apt_opts[@]}" source --download-only "kubernetes=$K8S_DEB_VERSION") \
-        > "$src/fetch.log" 2>&1 || { tail -n 20 "$src/fetch.log" >&2; k8s_die "apt-get source kubernetes=$K8S_DEB_VERSION failed"; }
-    # dpkg-source applies Debian's patches (a CVE fix among them).
-    (cd "$src" && dpkg-source -x "kubernetes_${K8S_DEB_VERSION}.dsc" tree) > "$src/unpack.log" 2>&1 ||
-        { tail -n 20 "$src/unpack.log" >&2; k8s_die "dpkg-source -x failed"; }
-    local tree="$src/tree"
-    # See "Pitfalls" at the top: no negative oom_score_adj anywhere.
-    sed -i 's/^\(\s*defaultSandboxOOMAdj int = \)-998$/\10/' "$tree/pkg/kubelet/dockershim/docker_sandbox.go"
-    sed -i 's/^\(\s*guaranteedOOMScoreAdj int = \)-997$/\10/' "$tree/pkg/kubelet/qos/policy.go"
-    if ! grep -q 'defaultSandboxOOMAdj int = 0$' "$tree/pkg/kubelet/dockershim/docker_sandbox.go" ||
-        ! grep -q 'guaranteedOOMScoreAdj int = 0$' "$tree/pkg/kubelet/qos/policy.go"; then
-        k8s_die "the oom_score_adj edits did not apply to the source tree"
-    fi
-    local targets=()
+    local base=${K8S_BUILD_IMAGE:-debian:bookworm-slim}
+    docker image inspect "$base" > /dev/null 2>&1 || k8s_die "no $base image for the hermetic build (build the stand-ins first)"
+    k8s_log "building Kubernetes $K8S_VERSION from Debian's source package kubernetes=$K8S_DEB_VERSION, in a $base container with only: $K8S_BUILD_PACKAGES (about 9 min on 2 cores)"
+    local t=$SECONDS targets=() out="$K8S_BIN.tmp.$$"
     for c in "${want[@]}"; do targets+=("cmd/$c"); done
-    # nice: the machine is shared with other builds. GOPROXY=off: everything
-    # comes from the tree's vendor/ (`go build -mod=vendor` alone does not work
-    # on this tree; its own make does).
-    (cd "$tree" && HOME="$src/home" GOPATH="$src/gopath" GOCACHE="$src/gocache" GOPROXY=off GOFLAGS='' \
-        CGO_ENABLED=0 nice -n 10 make WHAT="${targets[*]}") > "$src/make.log" 2>&1 ||
-        { tail -n 40 "$src/make.log" >&2; k8s_die "make WHAT=\"${targets[*]}\" failed (log above)"; }
-    local out="$K8S_BIN.tmp.$$"
     rm -rf "$out" && mkdir -p "$out"
-    for c in "${want[@]}"; do cp "$tree/_output/bin/$c" "$out/" || k8s_die "make built no $c"; done
-    # The pod sandbox's "pause" process, from the same tree (stand-in image
-    # k8s.gcr.io/pause:3.2 is made of it; see k8s_node_images).
-    gcc -Os -static -o "$out/pause" "$tree/build/pause/linux/pause.c" || k8s_die "could not compile pause.c"
+    # Named, so that the test's cleanup can remove it when interrupted.
+    docker run --rm --name "$K8S_BUILD_CONTAINER" \
+        -v "$K8S_LIB_DIR/k8s-build-in-container.sh:/k8s-build.sh:ro" -v "$out:/out" \
+        -e K8S_DEB_VERSION="$K8S_DEB_VERSION" -e BUILD_PACKAGES="$K8S_BUILD_PACKAGES" \
+        -e WHAT="${targets[*]}" -e COMPONENTS="${want[*]}" \
+        "$base" bash /k8s-build.sh > "$K8S_WORK/k8s-build.log" 2>&1 ||
+        { tail -n 50 "$K8S_WORK/k8s-build.log" >&2; rm -rf "$out"; k8s_die "the hermetic Kubernetes build failed (log above)"; }
+    for c in "${want[@]}" pause; do [ -x "$out/$c" ] || k8s_die "the build left no $c"; done
     # Keep kubectl too if it was built; then swap the folder in atomically.
     if [ -d "$K8S_BIN" ]; then cp -n "$K8S_BIN"/* "$out/" 2> /dev/null || true; fi
     rm -rf "$K8S_BIN" && mkdir -p "$(dirname "$K8S_BIN")" && mv "$out" "$K8S_BIN"
-    rm -rf "$src"
     k8s_ok "built in $((SECONDS - t)) s: $(cd "$K8S_BIN" && echo *)"
 }
 
