@@ -193,6 +193,50 @@ fn not_ready_message(e: &redis::RedisError) -> String {
     }
 }
 
+/// Every route template [`route_template`] answers (besides `unmatched`):
+/// the paths the router takes. The security test walks the router through
+/// them, every method on every path, to find the operations it serves.
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/whoami",
+    "/docs",
+    "/docs/{file}",
+    "/data",
+    "/data/info",
+    "/genes",
+    "/genes/lookup",
+    "/genes/symbol/{symbol}",
+    "/genes/{hgnc_id}",
+    "/search",
+    "/info",
+    "/events",
+    "/image",
+    "/image/{job_id}",
+    "/jobs",
+    "/jobs/stats",
+    "/jobs/dead",
+    "/jobs/dead/{entry_id}",
+    "/jobs/dead/{entry_id}/requeue",
+    "/jobs/{job_id}",
+    "/jobs/{job_id}/retry",
+    "/jobs/{job_id}/events",
+];
+
+/// A path of `template` with each placeholder filled in with a well-formed
+/// value (for tests that send a request to every route).
+pub fn example_path(template: &str) -> String {
+    template
+        .replace("{job_id}", "0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d")
+        .replace("{hgnc_id}", "HGNC:5")
+        .replace("{symbol}", "A1BG")
+        .replace("{entry_id}", "1-0")
+        .replace("{file}", "swagger-ui.css")
+}
+
 /// The route template a path belongs to, as the metrics label it: ids become
 /// `{id}`, and paths no route takes are one label, so that no client can grow
 /// the label set.
@@ -431,7 +475,14 @@ fn job_not_found(id: &Uuid) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::route_template;
+    use super::{example_path, route_template, ROUTE_TEMPLATES};
+
+    #[test]
+    fn every_route_template_is_its_own_label() {
+        for t in ROUTE_TEMPLATES {
+            assert_eq!(route_template(&example_path(t)), *t);
+        }
+    }
 
     #[test]
     fn templates_keep_label_sets_bounded() {
