@@ -150,6 +150,56 @@ async fn every_route_asks_for_the_right_scope() {
     .await;
     load_with(&app, &keys.write).await;
     let ops = walk_router(&app, &keys.admin).await;
+    let method = |m: &str| m.to_ascii_uppercase();
+    for (m, template, path) in &ops {
+        let needs_admin = ADMIN.contains(&(m.as_str(), template.as_str()));
+        let needs_write = needs_admin || WRITE.contains(&(m.as_str(), template.as_str()));
+        if !needs_write {
+            let read_post = READ_POSTS.contains(&(m.as_str(), template.as_str()));
+            assert!(
+                m == "get" || read_post,
+                "{m} {template}: a write missing from the test's table"
+            );
+            let s = send(&app, &method(m), path, None).await.status().as_u16();
+            assert!(
+                ![401, 403].contains(&s),
+                "{m} {template} without a key: {s}"
+            );
+            continue;
+        }
+        // No key, a wrong key, an empty one: the same 401, so nobody learns
+        // which keys exist.
+        for key in [None, Some("gak_not-a-key"), Some("")] {
+            let r = send(&app, &method(m), path, key).await;
+            assert_eq!(
+                r.headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer realm=\"gene-api\""),
+                "{m} {template}"
+            );
+            assert_error(r, 401, "unauthorized", "Authorization: Bearer").await;
+        }
+        let with_write = send(&app, &method(m), path, Some(&keys.write)).await;
+        if needs_admin {
+            assert_error(with_write, 403, "forbidden", "admin").await;
+        } else {
+            let s = with_write.status().as_u16();
+            assert!(
+                ![401, 403].contains(&s),
+                "{m} {template} with a write key: {s}"
+            );
+        }
+        // The right key passes the gate (the route itself then answers).
+        let s = send(&app, &method(m), path, Some(&keys.admin))
+            .await
+            .status()
+            .as_u16();
+        assert!(
+            ![401, 403].contains(&s),
+            "{m} {template} with an admin key: {s}"
+        );
+    }
     // What the router serves is what the gate's table and the contract name:
     // a route the gate does not know would need admin, one the contract
     // lacks would be undocumented.
@@ -179,56 +229,6 @@ async fn every_route_asks_for_the_right_scope() {
         walked, contract,
         "the router's operations (left) and the contract's (right) differ"
     );
-    let method = |m: &str| m.to_ascii_uppercase();
-    for (m, template, path) in ops {
-        let needs_admin = ADMIN.contains(&(m.as_str(), template.as_str()));
-        let needs_write = needs_admin || WRITE.contains(&(m.as_str(), template.as_str()));
-        if !needs_write {
-            let read_post = READ_POSTS.contains(&(m.as_str(), template.as_str()));
-            assert!(
-                m == "get" || read_post,
-                "{m} {template}: a write missing from the test's table"
-            );
-            let s = send(&app, &method(&m), &path, None).await.status().as_u16();
-            assert!(
-                ![401, 403].contains(&s),
-                "{m} {template} without a key: {s}"
-            );
-            continue;
-        }
-        // No key, a wrong key, an empty one: the same 401, so nobody learns
-        // which keys exist.
-        for key in [None, Some("gak_not-a-key"), Some("")] {
-            let r = send(&app, &method(&m), &path, key).await;
-            assert_eq!(
-                r.headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok()),
-                Some("Bearer realm=\"gene-api\""),
-                "{m} {template}"
-            );
-            assert_error(r, 401, "unauthorized", "Authorization: Bearer").await;
-        }
-        let with_write = send(&app, &method(&m), &path, Some(&keys.write)).await;
-        if needs_admin {
-            assert_error(with_write, 403, "forbidden", "admin").await;
-        } else {
-            let s = with_write.status().as_u16();
-            assert!(
-                ![401, 403].contains(&s),
-                "{m} {template} with a write key: {s}"
-            );
-        }
-        // The right key passes the gate (the route itself then answers).
-        let s = send(&app, &method(&m), &path, Some(&keys.admin))
-            .await
-            .status()
-            .as_u16();
-        assert!(
-            ![401, 403].contains(&s),
-            "{m} {template} with an admin key: {s}"
-        );
-    }
 }
 
 #[tokio::test]
