@@ -105,6 +105,16 @@ impl ApiError {
             job: None,
         }
     }
+    /// The queue is full: the gate's sampled backlog, or the submission
+    /// script's exact count, is at `limits.max_backlog`.
+    pub fn busy(backlog: u64, max: u64) -> Self {
+        Self::Busy {
+            message: format!(
+                "the job queue is full ({backlog} jobs waiting, limit {max}); nothing was queued, retry later"
+            ),
+            retry_after: 5,
+        }
+    }
     pub fn no_data() -> Self {
         Self::not_found(
             "no_data",
@@ -152,6 +162,7 @@ impl From<crate::pipeline::SubmitError> for ApiError {
                 "no_data",
                 "no gene data is loaded, so there is nothing to plot: POST /data first",
             ),
+            crate::pipeline::SubmitError::Busy { backlog, max } => Self::busy(backlog, max),
             crate::pipeline::SubmitError::Redis(e) => e.into(),
         }
     }

@@ -235,7 +235,7 @@ fn add_gate_answers(doc: &mut serde_json::Value) {
             }
             if super::gate::is_submission(&method, path) {
                 op["responses"]["503"]["description"] = json!(
-                    "The job queue's backlog is over `limits.max_backlog` (`busy`; nothing was queued), \
+                    "The job queue's backlog is at `limits.max_backlog` (`busy`; nothing was queued), \
                      or Redis is unavailable (`unavailable`); retry after the Retry-After seconds"
                 );
             }
