@@ -789,11 +789,11 @@ async fn a_flood_from_one_client_is_refused_politely_and_loses_nothing() {
         times.len()
     );
     assert_eq!(failures, 0, "reads failed during the flood");
-    // Another client's reads stay quick. Typically under 200 ms on a debug
-    // build on 2 shared cores; a flood that got to do its work (or held the
-    // runtime) takes seconds.
+    // Another client's reads stay quick: 30-80 ms on a debug build on 2
+    // shared cores (183 ms at worst seen). Refusals that held the runtime for
+    // 20 ms each (a blocking tarpit) make it about 0.7 s.
     assert!(
-        p99 < Duration::from_secs(1),
+        p99 < Duration::from_millis(500),
         "another client's reads slowed to p99 {p99:?} during the flood"
     );
 
