@@ -110,7 +110,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .or(image::routes(&state))
         .unify();
-    gate::gate(&state)
+    head_within_limit()
+        .and(gate::gate(&state))
         .and(routes)
         .recover(recover)
         .unify()
@@ -133,16 +134,34 @@ fn access_log(info: warp::log::Info<'_>) {
 
 /// /health, /ready and /metrics: what `gene-api worker` serves for probes and scrapes.
 pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    health_and_ready(state.pipeline.store.clone())
+    let routes = health_and_ready(state.pipeline.store.clone())
         .or(metrics::route(
             state.metrics.clone(),
             state.pipeline.clone(),
             false,
         ))
-        .unify()
+        .unify();
+    head_within_limit()
+        .and(routes)
         .recover(recover)
         .unify()
         .with(warp::log::custom(access_log))
+}
+
+/// Refuses a request the server loop marked as having too large a head
+/// (`server::HeadTooLarge`), with the JSON 431, before anything else.
+fn head_within_limit() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::ext::optional::<crate::server::HeadTooLarge>()
+        .and_then(|too_large: Option<crate::server::HeadTooLarge>| {
+            std::future::ready(match too_large {
+                None => Ok(()),
+                Some(h) => Err(warp::reject::custom(ApiError::HeaderTooLarge {
+                    bytes: h.bytes,
+                    limit: h.limit,
+                })),
+            })
+        })
+        .untuple_one()
 }
 
 /// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).
