@@ -352,6 +352,14 @@ mod tests {
             unknown.is_empty(),
             "in the contract, but the gate does not know them (they need admin): {unknown:?}"
         );
+        // A job as GET /jobs/<id> answers it, with every field the README names.
+        let job = &doc["components"]["schemas"]["Job"]["properties"];
+        for field in ["attempts", "max_attempts", "retries", "next_attempt_at"] {
+            assert!(
+                job.get(field).is_some(),
+                "Job.{field} is not in the contract"
+            );
+        }
         // Each documented path is a route template the metrics and the gate know.
         for (_, path) in &contract {
             assert!(
