@@ -211,7 +211,7 @@ impl Reply for ApiError {
             Self::HeaderTooLarge { .. } => ("header_too_large", self.to_string(), None),
             Self::UnsupportedMediaType => ("unsupported_media_type", self.to_string(), None),
             Self::Unavailable(e) => {
-                tracing::warn!(error = %e, "Redis unavailable");
+                tracing::warn!(error = %crate::store::Explained(e), "Redis unavailable");
                 (
                     "unavailable",
                     "the database is unavailable; retry in a few seconds".to_string(),

@@ -192,23 +192,17 @@ async fn ready(store: Store) -> Response {
 /// What an operator must fix, told apart because each has its own fix. The
 /// details are Redis's or the TLS library's words: no secret is in them.
 fn not_ready_message(e: &redis::RedisError) -> String {
+    use crate::store::{AUTH_HINT, NOPERM_HINT, UNREACHABLE_HINT};
     use redis::{ErrorKind, ServerErrorKind};
     match e.kind() {
-        ErrorKind::AuthenticationFailed => format!(
-            "Redis refused the credentials ({e}); check REDIS_USERNAME and REDIS_PASSWORD, \
-             and that the ACL user is on"
-        ),
+        ErrorKind::AuthenticationFailed => {
+            format!("Redis refused the credentials ({e}); {AUTH_HINT}")
+        }
         ErrorKind::Server(ServerErrorKind::NoPerm) => format!(
-            "the Redis user may not use gene-api's keys or commands (NOPERM {}); give it the \
-             ACL line of the README (\"Redis with an ACL user and TLS\")",
+            "the Redis user may not use gene-api's keys or commands (NOPERM {}); {NOPERM_HINT}",
             e.detail().unwrap_or_default()
         ),
-        _ => format!(
-            "Redis (db 0 or db 1) does not answer ({e}); check REDIS_IP, REDIS_PORT and that \
-             Redis runs; with REDIS_TLS=true also that REDIS_PORT is its TLS port, that \
-             REDIS_CA_FILE holds the CA of its certificate, and whether it asks for a client \
-             certificate (REDIS_CLIENT_CERT_FILE)"
-        ),
+        _ => format!("Redis (db 0 or db 1) does not answer ({e}); {UNREACHABLE_HINT}"),
     }
 }
 
