@@ -40,13 +40,17 @@ pub static CANCEL_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT], include_str!("cancel_job.lua")));
 /// Queues a `failed` or `cancelled` job again.
 pub static RETRY_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("retry_job.lua")));
+    LazyLock::new(|| with(&[EMIT, RESET_JOB, BACKLOG], include_str!("retry_job.lua")));
 /// Moves `retrying` jobs whose next run is due back onto the stream.
 pub static PROMOTE_DUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("promote_due.lua")));
 /// Puts a dead-lettered entry back on the stream.
-pub static REQUEUE_DEAD: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("requeue_dead.lua")));
+pub static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    with(
+        &[EMIT, RESET_JOB, BACKLOG],
+        include_str!("requeue_dead.lua"),
+    )
+});
 /// Refreshes the idle time of an entry its consumer is still running.
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| after(OWNER_CHECK, include_str!("heartbeat.lua")));

@@ -457,6 +457,45 @@ async fn a_burst_of_submissions_cannot_overshoot_the_queue_limit() {
 }
 
 #[tokio::test]
+async fn a_retry_into_a_full_queue_is_refused_and_changes_nothing() {
+    let app = spawn_app_with(
+        Mode::Api,
+        Path::new(SAMPLE),
+        &[("GENE_API__LIMITS__MAX_BACKLOG", "2")],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.post("/data").await;
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // A cancelled job's entry stays on the stream until a worker
+    // acknowledges it: the queue is still at its limit of 2.
+    assert_eq!(app.delete(&format!("/jobs/{}", ids[0])).await.status(), 200);
+    let r = app.post(&format!("/jobs/{}/retry", ids[0])).await;
+    assert_error(r, 503, "busy", "limit 2").await;
+    let job: Value = app
+        .get(&format!("/jobs/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (job["status"].as_str(), job["retries"].as_u64()),
+        (Some("cancelled"), Some(0)),
+        "{job}"
+    );
+    let len: u64 = app.redis.conn(0).xlen("gene-api:jobs:stream").unwrap();
+    assert_eq!(len, 2, "the refused retry queued something");
+}
+
+#[tokio::test]
 async fn images_stay_within_their_bounds_oldest_out_first() {
     let app = spawn_app_with(
         Mode::Serve,
