@@ -97,7 +97,7 @@ impl Application {
         let settings = pipeline.settings.clone();
         if let Err(e) = pipeline.ensure_group().await {
             // Not fatal: Redis may come up later; workers recreate the group.
-            tracing::warn!(error = %e, "could not create the consumer group yet");
+            tracing::warn!(error = %crate::store::Explained(&e), "could not create the consumer group yet");
         }
 
         let mut tasks = JoinSet::new();

@@ -149,6 +149,9 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Entries one consumer takes per XREADGROUP and runs side by side.
     pub batch: usize,
+    /// Where `gene-api worker`'s probe server listens. Its own setting, not
+    /// `http.host`: the orchestrator must reach a worker's probes whatever
+    /// narrows the API's address.
     pub health_host: IpAddr,
     /// The probe server's port of `gene-api worker`. When unset, the worker
     /// tries [`DEFAULT_HEALTH_PORT`] and, if another process on the host has it,

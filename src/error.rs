@@ -55,6 +55,10 @@ pub enum ApiError {
     /// 405: the route exists but not with that method.
     #[error("this route does not take that method; see the API table in the README")]
     MethodNotAllowed,
+    /// 431: the request's head (request line and headers) is over
+    /// `http.max_header_bytes`.
+    #[error("the request head is {bytes} bytes, over the {limit}-byte limit (GENE_API__HTTP__MAX_HEADER_BYTES); send fewer or shorter headers")]
+    HeaderTooLarge { bytes: usize, limit: usize },
     /// 413: the body is over the route's limit.
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -105,6 +109,16 @@ impl ApiError {
             job: None,
         }
     }
+    /// The queue is full: the gate's sampled backlog, or the submission
+    /// script's exact count, is at `limits.max_backlog`.
+    pub fn busy(backlog: u64, max: u64) -> Self {
+        Self::Busy {
+            message: format!(
+                "the job queue is full ({backlog} jobs waiting, limit {max}); nothing was queued, retry later"
+            ),
+            retry_after: 5,
+        }
+    }
     pub fn no_data() -> Self {
         Self::not_found(
             "no_data",
@@ -124,6 +138,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeaderTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -152,6 +167,7 @@ impl From<crate::pipeline::SubmitError> for ApiError {
                 "no_data",
                 "no gene data is loaded, so there is nothing to plot: POST /data first",
             ),
+            crate::pipeline::SubmitError::Busy { backlog, max } => Self::busy(backlog, max),
             crate::pipeline::SubmitError::Redis(e) => e.into(),
         }
     }
@@ -192,9 +208,10 @@ impl Reply for ApiError {
             Self::TooManyRequests { message, .. } => ("rate_limited", message.clone(), None),
             Self::Busy { message, .. } => ("busy", message.clone(), None),
             Self::PayloadTooLarge => ("payload_too_large", self.to_string(), None),
+            Self::HeaderTooLarge { .. } => ("header_too_large", self.to_string(), None),
             Self::UnsupportedMediaType => ("unsupported_media_type", self.to_string(), None),
             Self::Unavailable(e) => {
-                tracing::warn!(error = %e, "Redis unavailable");
+                tracing::warn!(error = %crate::store::Explained(e), "Redis unavailable");
                 (
                     "unavailable",
                     "the database is unavailable; retry in a few seconds".to_string(),
@@ -254,6 +271,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         match e {
             ApiError::BadRequest { code, message } => ApiError::bad_request(code, message.clone()),
             ApiError::PayloadTooLarge => ApiError::PayloadTooLarge,
+            ApiError::HeaderTooLarge { bytes, limit } => ApiError::HeaderTooLarge {
+                bytes: *bytes,
+                limit: *limit,
+            },
             ApiError::Unauthorized => ApiError::Unauthorized,
             ApiError::Forbidden(m) => ApiError::Forbidden(m.clone()),
             ApiError::TooManyRequests {

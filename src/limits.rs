@@ -67,7 +67,7 @@ pub enum Refusal {
         retry_after: Duration,
         submissions: bool,
     },
-    /// The queue's backlog is over `max_backlog`.
+    /// The queue's backlog is at `max_backlog`.
     Busy { backlog: u64, max: u64 },
 }
 
@@ -77,7 +77,8 @@ pub enum Refusal {
 pub struct Limits {
     general: Option<Arc<DefaultKeyedRateLimiter<Client>>>,
     submissions: Option<Arc<DefaultKeyedRateLimiter<Client>>>,
-    /// lag + pending, as last read; `u64::MAX` until first read is unknown: 0.
+    /// lag + pending, as last read (0 until the first read). A cheap first
+    /// refusal under a flood; the exact count is the submission script's.
     backlog: Arc<AtomicU64>,
     max_backlog: u64,
     streams: Arc<Mutex<HashMap<Client, usize>>>,
@@ -125,7 +126,9 @@ impl Limits {
                 })?;
             }
             let backlog = self.backlog.load(Ordering::Relaxed);
-            if self.max_backlog > 0 && backlog > self.max_backlog {
+            // At the limit already: one more would be over it (the
+            // submission script refuses the same way).
+            if self.max_backlog > 0 && backlog >= self.max_backlog {
                 return Err(Refusal::Busy {
                     backlog,
                     max: self.max_backlog,
@@ -252,11 +255,13 @@ mod tests {
         ));
         assert_eq!(l.admit(&a, false), Ok(()), "reads still pass");
         let l = Limits::new(&settings(100, 100));
-        l.backlog.store(11, Ordering::Relaxed);
+        l.backlog.store(9, Ordering::Relaxed);
+        assert_eq!(l.admit(&a, true), Ok(()), "one below the limit");
+        l.backlog.store(10, Ordering::Relaxed);
         assert_eq!(
             l.admit(&a, true),
             Err(Refusal::Busy {
-                backlog: 11,
+                backlog: 10,
                 max: 10
             })
         );

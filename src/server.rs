@@ -6,7 +6,10 @@
 //! - `http.header_timeout_secs`: the time a client has to send a request's
 //!   headers, counted from when the connection is ready for the next request.
 //!   It bounds slow headers and idle keep-alive connections alike.
-//! - `http.max_header_bytes`: larger request heads are refused (431).
+//! - `http.max_header_bytes`: larger request heads are refused with a JSON
+//!   431 (`header_too_large`). hyper answers heads past its read buffer
+//!   itself, with a bare 431; the buffer is 4 times the limit, so that only
+//!   heads far over it get that one.
 //! - Bodies are bounded by the routes (16 KiB, `routes::small_body`), and
 //!   event streams per client by `limits.streams_per_client`.
 
@@ -28,6 +31,28 @@ use crate::config::HttpSettings;
 /// The peer of a request's connection, for `warp::ext::optional::<Peer>()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
+
+/// Set on a request whose head is over `http.max_header_bytes`: the routes'
+/// first filter answers it with the JSON 431 (`routes::head_within_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadTooLarge {
+    pub bytes: usize,
+    pub limit: usize,
+}
+
+/// A request head's size as sent: the request line, each header line and
+/// the blank line (HTTP/1.1 framing; HTTP/2's compressed headers are
+/// counted the same way, as hyper counts them against its limit).
+fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
+}
 
 /// Serves `filter` on `listener` until `stop` is cancelled, then lets the
 /// open connections finish their requests (the caller bounds how long).
@@ -51,8 +76,13 @@ pub async fn serve<F, R>(
         .http1()
         .timer(TokioTimer::new())
         // 0 turns it off (as the other limits' 0 does).
-        .header_read_timeout((!http.header_timeout.is_zero()).then_some(http.header_timeout))
-        .max_buf_size(http.max_header_bytes.max(8192));
+        .header_read_timeout((!http.header_timeout.is_zero()).then_some(http.header_timeout));
+    let head_limit = http.max_header_bytes;
+    if head_limit > 0 {
+        builder
+            .http1()
+            .max_buf_size(head_limit.saturating_mul(4).max(8192));
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -74,6 +104,13 @@ pub async fn serve<F, R>(
         let service = warp::service(filter.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(Peer(peer));
+            let bytes = head_bytes(&req);
+            if head_limit > 0 && bytes > head_limit {
+                req.extensions_mut().insert(HeadTooLarge {
+                    bytes,
+                    limit: head_limit,
+                });
+            }
             let mut service = service.clone();
             service.call(req)
         });

@@ -116,6 +116,13 @@ pub struct Job {
     /// Runs after which a transient failure is final.
     #[serde(default)]
     pub max_attempts: u32,
+    /// How many times it was queued again after it ended (`POST
+    /// /jobs/<id>/retry`, or a requeue of its dead letter); each round starts
+    /// `attempts` over. A stream entry of an earlier round is stale and is
+    /// acknowledged unrun. Kept through every write of the record (a record
+    /// rewritten without it would make an old round's entry look current).
+    #[serde(default)]
+    pub retries: u32,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -163,6 +170,7 @@ impl Job {
             params: command,
             attempts: 0,
             max_attempts,
+            retries: 0,
             created_at: t.clone(),
             updated_at: t,
             started_at: None,

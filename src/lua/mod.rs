@@ -11,6 +11,7 @@ const OWNER_CHECK: &str = include_str!("owner_check.lua");
 const DATA_PARTS: &str = include_str!("data_parts.lua");
 const EMIT: &str = include_str!("emit.lua");
 const RESET_JOB: &str = include_str!("reset_job.lua");
+const BACKLOG: &str = include_str!("backlog.lua");
 
 /// A script made of shared fragments (in order) and its own body.
 fn with(fragments: &[&str], body: &str) -> Script {
@@ -28,9 +29,9 @@ fn after(head: &str, body: &str) -> Script {
 /// retry) while the consumer owns the entry.
 pub static STORE_IF_OWNER: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("store_if_owner.lua")));
-/// Records, indexes, queues and announces a new job.
+/// Records, indexes, queues and announces a new job, unless the queue is full.
 pub static SUBMIT_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT], include_str!("submit_job.lua")));
+    LazyLock::new(|| with(&[EMIT, BACKLOG], include_str!("submit_job.lua")));
 /// Turns a job `running` for the consumer that owns its entry.
 pub static START_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("start_job.lua")));
@@ -39,13 +40,17 @@ pub static CANCEL_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT], include_str!("cancel_job.lua")));
 /// Queues a `failed` or `cancelled` job again.
 pub static RETRY_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("retry_job.lua")));
+    LazyLock::new(|| with(&[EMIT, RESET_JOB, BACKLOG], include_str!("retry_job.lua")));
 /// Moves `retrying` jobs whose next run is due back onto the stream.
 pub static PROMOTE_DUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("promote_due.lua")));
 /// Puts a dead-lettered entry back on the stream.
-pub static REQUEUE_DEAD: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, RESET_JOB], include_str!("requeue_dead.lua")));
+pub static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    with(
+        &[EMIT, RESET_JOB, BACKLOG],
+        include_str!("requeue_dead.lua"),
+    )
+});
 /// Refreshes the idle time of an entry its consumer is still running.
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| after(OWNER_CHECK, include_str!("heartbeat.lua")));

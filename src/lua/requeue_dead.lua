@@ -3,8 +3,10 @@
 -- dead-letter stream; its job, if failed, is queued again.
 -- KEYS[1] dead letters, KEYS[2] stream, KEYS[3] events.
 -- ARGV[1] entry id, ARGV[2] job key prefix, ARGV[3] now (RFC 3339),
--- ARGV[4] TTL of unfinished records, ARGV[5] events maxlen.
--- Returns {'missing'}, {'empty'} or {'requeued', new entry id, record or ''}.
+-- ARGV[4] TTL of unfinished records, ARGV[5] events maxlen, ARGV[6] max
+-- backlog (0: none), ARGV[7] consumer group.
+-- Returns {'missing'}, {'empty'}, {'busy', backlog} when the queue is at its
+-- limit (nothing changes), or {'requeued', new entry id, record or ''}.
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return {'missing'} end
 local fields = e[1][2]
@@ -18,6 +20,11 @@ for i = 1, #fields, 2 do
   end
 end
 if #order == 0 then return {'empty'} end
+local max = tonumber(ARGV[6])
+if max > 0 then
+  local backlog = backlog_of(KEYS[2], ARGV[7])
+  if backlog >= max then return {'busy', tostring(backlog)} end
+end
 local new = ''
 if orig['job'] then
   local raw = redis.call('GET', ARGV[2] .. orig['job'])

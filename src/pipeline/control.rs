@@ -24,6 +24,9 @@ pub enum ControlError {
     /// The job is in a state the action does not apply to.
     #[error("the job is {}", .0.status.as_str())]
     WrongState(Box<Job>),
+    /// The queue's backlog is at `limits.max_backlog`: nothing was queued.
+    #[error("the job queue is full ({backlog} jobs waiting, limit {max})")]
+    Busy { backlog: u64, max: u64 },
     #[error(transparent)]
     Redis(#[from] RedisError),
 }
@@ -94,6 +97,25 @@ fn tagged(reply: Value) -> RedisResult<(String, Option<Job>)> {
 }
 
 impl Pipeline {
+    /// `Err(Busy)` for a script's `{'busy', backlog}` reply (the queue is at
+    /// its limit, see `lua/backlog.lua`).
+    fn busy(&self, reply: &Value) -> Result<(), ControlError> {
+        let Value::Array(parts) = reply else {
+            return Ok(());
+        };
+        match parts.as_slice() {
+            [Value::BulkString(tag), backlog, ..] if tag == b"busy" => {
+                let max = self.settings.limits.max_backlog;
+                let backlog = redis::from_redis_value::<String>(backlog.clone())
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(max);
+                Err(ControlError::Busy { backlog, max })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Cancels a `queued` or `retrying` job. Cancelling a cancelled job again
     /// answers the job as it is (idempotent).
     pub async fn cancel(&self, id: &Uuid) -> Result<Job, ControlError> {
@@ -135,8 +157,11 @@ impl Pipeline {
             .arg(UNFINISHED_TTL_SECS)
             .arg(p.events_max_len)
             .arg(p.jobs_index_max)
+            .arg(self.settings.limits.max_backlog)
+            .arg(keys.group())
             .invoke_async(&mut self.store.data.clone())
             .await?;
+        self.busy(&reply)?;
         match tagged(reply)? {
             (_, None) => Err(ControlError::NotFound),
             (tag, Some(job)) if tag == "queued_now" => {
@@ -193,8 +218,11 @@ impl Pipeline {
             .arg(jobs::now())
             .arg(UNFINISHED_TTL_SECS)
             .arg(self.settings.pipeline.events_max_len)
+            .arg(self.settings.limits.max_backlog)
+            .arg(keys.group())
             .invoke_async(&mut self.store.data.clone())
             .await?;
+        self.busy(&reply)?;
         let parts: Vec<String> = redis::from_redis_value(reply).map_err(RedisError::from)?;
         match parts.first().map(String::as_str) {
             Some("requeued") => {

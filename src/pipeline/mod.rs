@@ -48,6 +48,9 @@ pub enum SubmitError {
     /// The job needs the data set and none is loaded.
     #[error("no gene data is loaded")]
     NoData,
+    /// The queue's backlog (lag + pending) is at `limits.max_backlog`.
+    #[error("the job queue is full ({backlog} jobs waiting, limit {max})")]
+    Busy { backlog: u64, max: u64 },
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
 }
@@ -115,8 +118,10 @@ impl Pipeline {
     }
 
     /// Records the job and queues its command, in one round trip. Returns
-    /// the job as stored; a job that needs the data set is refused, and
-    /// nothing is written, while none is loaded.
+    /// the job as stored; a job that needs the data set is refused while
+    /// none is loaded, and any job while the backlog is at
+    /// `limits.max_backlog` (counted in the same script, so a burst cannot
+    /// overshoot it); a refused job writes nothing.
     #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
     pub async fn submit(&self, command: Command) -> Result<Job, SubmitError> {
         let job = Job::new(command, self.settings.pipeline.max_attempts);
@@ -132,7 +137,8 @@ impl Pipeline {
         if job.params.needs_data() {
             script.key(keys.current());
         }
-        let submitted: bool = script
+        let max = self.settings.limits.max_backlog;
+        let reply: Vec<String> = script
             .arg(job.to_json())
             .arg(job.ttl_secs(p.job_ttl.as_secs()))
             .arg(now_ms())
@@ -141,10 +147,24 @@ impl Pipeline {
             .arg(p.events_max_len)
             .arg(&id)
             .arg(job.kind.as_str())
+            .arg(max)
+            .arg(keys.group())
             .invoke_async(&mut self.store.data.clone())
             .await?;
-        if !submitted {
-            return Err(SubmitError::NoData);
+        match reply.first().map(String::as_str) {
+            Some("queued") => {}
+            Some("no_data") => return Err(SubmitError::NoData),
+            Some("busy") => {
+                let backlog = reply.get(1).and_then(|b| b.parse().ok()).unwrap_or(max);
+                return Err(SubmitError::Busy { backlog, max });
+            }
+            _ => {
+                return Err(SubmitError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "unexpected reply of the submission script",
+                    format!("{reply:?}"),
+                ))))
+            }
         }
         tracing::info!(job_id = %id, "job queued");
         crate::monitoring::job_submitted(job.kind);

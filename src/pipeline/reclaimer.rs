@@ -174,10 +174,10 @@ impl Reclaimer {
                 _ = tokio::time::sleep(every) => {}
             }
             if let Err(e) = self.reclaim_once().await {
-                tracing::warn!(error = %e, "reclaim failed; will retry");
+                tracing::warn!(error = %crate::store::Explained(&e), "reclaim failed; will retry");
             }
             if let Err(e) = self.trim().await {
-                tracing::warn!(error = %e, "stream trim failed; will retry");
+                tracing::warn!(error = %crate::store::Explained(&e), "stream trim failed; will retry");
             }
             if let Err(e) = self.prune_consumers().await {
                 tracing::debug!(error = %e, "consumer pruning failed; will retry");

@@ -115,7 +115,7 @@ impl Worker {
                 Ok(_) => backoff.reset(),
                 Err(e) => {
                     let pause = backoff.next();
-                    tracing::warn!(consumer = %self.name, error = %e, ?pause, "stream read failed; backing off");
+                    tracing::warn!(consumer = %self.name, error = %crate::store::Explained(&e), ?pause, "stream read failed; backing off");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(pause) => {}

@@ -95,6 +95,7 @@ async fn requeue_dead(raw_id: String, pipeline: Pipeline) -> Result<Response, Ap
             &serde_json::json!({"requeued": id, "entry_id": entry, "job": job}),
         )),
         Err(ControlError::Redis(e)) => Err(e.into()),
+        Err(ControlError::Busy { backlog, max }) => Err(ApiError::busy(backlog, max)),
         Err(_) => Err(no_entry(&id)),
     }
 }

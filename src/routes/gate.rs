@@ -142,7 +142,11 @@ fn refused(r: Refusal) -> ApiError {
             submissions,
         } => {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let what = if submissions { "job submissions" } else { "requests" };
+            let what = if submissions {
+                "job submissions"
+            } else {
+                "requests"
+            };
             ApiError::TooManyRequests {
                 message: format!(
                     "too many {what} from this client; retry in {secs} s (limits are per key, else per address)"
@@ -150,12 +154,7 @@ fn refused(r: Refusal) -> ApiError {
                 retry_after: secs,
             }
         }
-        Refusal::Busy { backlog, max } => ApiError::Busy {
-            message: format!(
-                "the job queue is full ({backlog} jobs waiting, limit {max}); nothing was queued, retry later"
-            ),
-            retry_after: 5,
-        },
+        Refusal::Busy { backlog, max } => ApiError::busy(backlog, max),
     }
 }
 

@@ -110,7 +110,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .or(image::routes(&state))
         .unify();
-    gate::gate(&state)
+    head_within_limit()
+        .and(gate::gate(&state))
         .and(routes)
         .recover(recover)
         .unify()
@@ -133,16 +134,34 @@ fn access_log(info: warp::log::Info<'_>) {
 
 /// /health, /ready and /metrics: what `gene-api worker` serves for probes and scrapes.
 pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    health_and_ready(state.pipeline.store.clone())
+    let routes = health_and_ready(state.pipeline.store.clone())
         .or(metrics::route(
             state.metrics.clone(),
             state.pipeline.clone(),
             false,
         ))
-        .unify()
+        .unify();
+    head_within_limit()
+        .and(routes)
         .recover(recover)
         .unify()
         .with(warp::log::custom(access_log))
+}
+
+/// Refuses a request the server loop marked as having too large a head
+/// (`server::HeadTooLarge`), with the JSON 431, before anything else.
+fn head_within_limit() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::ext::optional::<crate::server::HeadTooLarge>()
+        .and_then(|too_large: Option<crate::server::HeadTooLarge>| {
+            std::future::ready(match too_large {
+                None => Ok(()),
+                Some(h) => Err(warp::reject::custom(ApiError::HeaderTooLarge {
+                    bytes: h.bytes,
+                    limit: h.limit,
+                })),
+            })
+        })
+        .untuple_one()
 }
 
 /// `GET /health` (the process runs) and `GET /ready` (both Redis databases answer).
@@ -173,24 +192,62 @@ async fn ready(store: Store) -> Response {
 /// What an operator must fix, told apart because each has its own fix. The
 /// details are Redis's or the TLS library's words: no secret is in them.
 fn not_ready_message(e: &redis::RedisError) -> String {
+    use crate::store::{AUTH_HINT, NOPERM_HINT, UNREACHABLE_HINT};
     use redis::{ErrorKind, ServerErrorKind};
     match e.kind() {
-        ErrorKind::AuthenticationFailed => format!(
-            "Redis refused the credentials ({e}); check REDIS_USERNAME and REDIS_PASSWORD, \
-             and that the ACL user is on"
-        ),
+        ErrorKind::AuthenticationFailed => {
+            format!("Redis refused the credentials ({e}); {AUTH_HINT}")
+        }
         ErrorKind::Server(ServerErrorKind::NoPerm) => format!(
-            "the Redis user may not use gene-api's keys or commands (NOPERM {}); give it the \
-             ACL line of the README (\"Redis with an ACL user and TLS\")",
+            "the Redis user may not use gene-api's keys or commands (NOPERM {}); {NOPERM_HINT}",
             e.detail().unwrap_or_default()
         ),
-        _ => format!(
-            "Redis (db 0 or db 1) does not answer ({e}); check REDIS_IP, REDIS_PORT and that \
-             Redis runs; with REDIS_TLS=true also that REDIS_PORT is its TLS port, that \
-             REDIS_CA_FILE holds the CA of its certificate, and whether it asks for a client \
-             certificate (REDIS_CLIENT_CERT_FILE)"
-        ),
+        _ => format!("Redis (db 0 or db 1) does not answer ({e}); {UNREACHABLE_HINT}"),
     }
+}
+
+/// Every route template [`route_template`] answers (besides `unmatched`):
+/// the paths the router takes. The security test walks the router through
+/// them, every method on every path, to find the operations it serves.
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/whoami",
+    "/docs",
+    "/docs/{file}",
+    "/data",
+    "/data/info",
+    "/genes",
+    "/genes/lookup",
+    "/genes/symbol/{symbol}",
+    "/genes/{hgnc_id}",
+    "/search",
+    "/info",
+    "/events",
+    "/image",
+    "/image/{job_id}",
+    "/jobs",
+    "/jobs/stats",
+    "/jobs/dead",
+    "/jobs/dead/{entry_id}",
+    "/jobs/dead/{entry_id}/requeue",
+    "/jobs/{job_id}",
+    "/jobs/{job_id}/retry",
+    "/jobs/{job_id}/events",
+];
+
+/// A path of `template` with each placeholder filled in with a well-formed
+/// value (for tests that send a request to every route).
+pub fn example_path(template: &str) -> String {
+    template
+        .replace("{job_id}", "0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d")
+        .replace("{hgnc_id}", "HGNC:5")
+        .replace("{symbol}", "A1BG")
+        .replace("{entry_id}", "1-0")
+        .replace("{file}", "swagger-ui.css")
 }
 
 /// The route template a path belongs to, as the metrics label it: ids become
@@ -431,7 +488,14 @@ fn job_not_found(id: &Uuid) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::route_template;
+    use super::{example_path, route_template, ROUTE_TEMPLATES};
+
+    #[test]
+    fn every_route_template_is_its_own_label() {
+        for t in ROUTE_TEMPLATES {
+            assert_eq!(route_template(&example_path(t)), *t);
+        }
+    }
 
     #[test]
     fn templates_keep_label_sets_bounded() {

@@ -83,7 +83,7 @@ impl Breaker {
                 tracing::warn!(
                     failures = s.failures,
                     ?pause,
-                    error = %e,
+                    error = %super::Explained(e),
                     "Redis unreachable; next attempt after a pause"
                 );
             }

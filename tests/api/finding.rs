@@ -820,3 +820,101 @@ async fn a_failed_load_keeps_the_old_indexes_and_a_good_one_swaps_them_for_every
         .unwrap();
     assert_eq!(a["numFound"], 1);
 }
+
+/// The README's "Finding genes" examples, as a new user runs them on the
+/// sample `scripts/run` loads offline: each GET answers what its comment
+/// says (404 where it says so, else 200; `numFound`, `X-Total-Count` and the
+/// row count of the TSV as written), and the lookup finds all but "nope".
+#[tokio::test]
+async fn the_readme_finding_examples_answer_on_the_shipped_sample() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Finding genes")
+        .nth(1)
+        .and_then(|s| s.split("**Filters**").next())
+        .expect("the README has a Finding genes section");
+    let app = spawn_app().await;
+    assert_eq!(app.load().await["status"], "done");
+    let number_after = |comment: &str, label: &str| -> Option<usize> {
+        let rest = &comment[comment.find(label)? + label.len()..];
+        let digits: String = rest
+            .trim_start_matches([' ', ':', '"'])
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    };
+    let mut checked = 0;
+    for line in section.lines().filter(|l| l.starts_with("curl -s ")) {
+        if line.contains("-X POST") {
+            continue;
+        }
+        let url = line["curl -s ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_matches('\'');
+        let path = url.strip_prefix("localhost:5000").unwrap();
+        let comment = line.split_once('#').map_or("", |(_, c)| c);
+        let r = app.get(path).await;
+        let status = r.status().as_u16();
+        let header_total = r
+            .headers()
+            .get("x-total-count")
+            .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+        let body = r.text().await.unwrap();
+        let want = if comment.contains("404") { 404 } else { 200 };
+        assert_eq!(status, want, "README: {line}\nanswer: {body}");
+        if let Some(n) = number_after(comment, "numFound") {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["numFound"], n, "README: {line}");
+        }
+        if let Some(n) = number_after(comment, "X-Total-Count") {
+            assert_eq!(header_total, Some(n), "README: {line}");
+        }
+        if let Some(n) =
+            number_after(comment, "").filter(|_| comment.contains("rows and the header"))
+        {
+            assert_eq!(body.lines().count(), n + 1, "README: {line}");
+        }
+        if comment.contains("candidates") {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let named: Vec<&str> = v["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["symbol"].as_str().unwrap())
+                .collect();
+            for symbol in named.iter() {
+                assert!(comment.contains(symbol), "README: {line}\nanswer: {body}");
+            }
+            assert!(!named.is_empty(), "README: {line}\nanswer: {body}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} examples checked");
+    // The lookup example: every term but "nope" is found.
+    let terms: Value = serde_json::from_str(
+        section
+            .split("-d '")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .expect("the lookup example"),
+    )
+    .unwrap();
+    let answers: Vec<Value> = app
+        .client
+        .post(app.url("/genes/lookup"))
+        .json(&terms)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for a in answers {
+        let term = a["term"].as_str().unwrap();
+        assert_eq!(a.get("not_found").is_some(), term == "nope", "{a}");
+    }
+}

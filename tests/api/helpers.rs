@@ -311,3 +311,53 @@ pub fn sample_docs() -> Vec<Value> {
     let v: Value = serde_json::from_slice(&std::fs::read(SAMPLE).unwrap()).unwrap();
     v["response"]["docs"].as_array().unwrap().clone()
 }
+
+/// A tiny real HTTP server on the loopback that answers each request with
+/// the next of `bodies`, in turn (the first again after the last); returns
+/// its URL. For loads that must fetch different data sets from one source.
+pub async fn serve_in_turn(bodies: Vec<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(bodies);
+    tokio::spawn(async move {
+        let mut turn = 0usize;
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let body = bodies[turn % bodies.len()].clone();
+            turn += 1;
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&body);
+                let _ = s.write_all(&r).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/hgnc.json")
+}
+
+/// Another data set than the sample, told apart from it in every answer:
+/// 1,500 of its records, in reverse order, each `name` ending in " [B]".
+/// Returns the source's bytes and its docs.
+pub fn other_data_set() -> (Vec<u8>, Vec<Value>) {
+    let docs: Vec<Value> = sample_docs()
+        .into_iter()
+        .rev()
+        .take(1500)
+        .map(|mut d| {
+            let name = format!("{} [B]", d["name"].as_str().unwrap_or(""));
+            d["name"] = Value::String(name);
+            d
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({"response": {"docs": docs}})).unwrap();
+    (bytes, docs)
+}

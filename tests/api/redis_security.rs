@@ -506,6 +506,11 @@ fn a_wrong_password_is_logged_as_such() {
         !line.contains("not-the-password"),
         "the password leaked: {line}"
     );
+    // With the hint /ready gives: which settings to check.
+    assert!(
+        line.contains("check REDIS_USERNAME and REDIS_PASSWORD"),
+        "the log line does not say what to check: {line}"
+    );
 }
 
 #[tokio::test]

@@ -125,6 +125,7 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
     }
     let failed = &events.last().unwrap().data;
     assert_eq!(failed["attempts"], 3);
+    assert_eq!(failed["retries"], 0, "never queued again yet: {failed}");
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.contains("gave up after 3 attempts") && error.contains("503"),
@@ -147,6 +148,7 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
         (Some(id.as_str()), Some("queued"))
     );
     assert_eq!(again["attempts"], 0, "attempts start over");
+    assert_eq!(again["retries"], 1, "the rounds are counted: {again}");
     assert!(again.get("error").is_none());
     let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
     let mut fetched = vec![];
@@ -175,6 +177,13 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
         assert!(e.event == "queued" || e.event == "running", "{e:?}");
     }
     assert!(refused_while_running);
+    // The record the worker wrote when it finished still counts the round.
+    let done = job(&api, &id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["retries"].as_u64()),
+        (Some("done"), Some(1)),
+        "{done}"
+    );
     assert!(fetched.len() >= 3, "progress moved: {fetched:?}");
     assert!(fetched.windows(2).all(|w| w[0] <= w[1]), "{fetched:?}");
     // Only failed and cancelled jobs can be retried.

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -234,4 +235,106 @@ async fn healthcheck_passes_against_a_running_api_and_worker() {
             .unwrap();
         assert!(status.success(), "{mode}");
     }
+}
+
+/// The entries pending under consumers whose name contains `name`, with
+/// their jobs: (entry id, job id).
+fn held_by(redis: &RedisServer, name: &str) -> Vec<(String, String)> {
+    let mut conn = redis.conn(0);
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .arg("-")
+        .arg("+")
+        .arg(10_000)
+        .query(&mut conn)
+        .unwrap();
+    pending
+        .into_iter()
+        .filter(|(_, consumer, _, _)| consumer.contains(name))
+        .map(|(entry, ..)| {
+            let found: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg("gene-api:jobs:stream")
+                .arg(&entry)
+                .arg(&entry)
+                .query(&mut conn)
+                .unwrap();
+            let job = found[0].1["job"].clone();
+            (entry, job)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_by_sigterm_finishes_the_jobs_it_holds_itself() {
+    let redis = RedisServer::start();
+    // The api process runs no consumer, so while the worker stops nobody
+    // else can take its entries; a worker that left them behind would show
+    // them pending under its name (and, a second later, reclaimable).
+    let api = Proc::start("api", &redis, FAST);
+    let grace = [("GENE_API__SHUTDOWN__GRACE_SECS", "25")];
+    let env: Vec<(&str, &str)> = FAST.iter().chain(grace.iter()).copied().collect();
+    let mut worker = Proc::start("worker", &redis, &env);
+    load(&api).await;
+    let ids = submit_plots(&api, 120, 1200).await;
+
+    // Catch it holding entries: freeze it, look, and send SIGTERM while it
+    // is frozen (delivered when it goes on), so that what it holds is known.
+    let name = format!("-{}-worker-", worker.pid());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        assert!(Instant::now() < deadline, "the worker never held a job");
+        worker.signal("-STOP");
+        let held = held_by(&redis, &name);
+        if !held.is_empty() {
+            break held;
+        }
+        worker.signal("-CONT");
+        std::thread::sleep(Duration::from_millis(3));
+    };
+    worker.signal("-TERM");
+    worker.signal("-CONT");
+    let (status, took) = worker.wait_exit(Duration::from_secs(40));
+    assert!(status.success(), "exit status {status} after {took:?}");
+
+    // It finished what it held before it exited: nothing is pending under
+    // its name, and each job it held is done, on its first run, by it.
+    let left = held_by(&redis, &name);
+    assert!(
+        left.is_empty(),
+        "the stopped worker left {} of the {} entries it held pending: {left:?}",
+        left.len(),
+        held.len()
+    );
+    let records = job_records(&redis);
+    let log = worker.log.lock().unwrap().clone();
+    for (_, job) in &held {
+        let record = &records[job];
+        assert_eq!(record["status"], "done", "{record}");
+        assert_eq!(record["attempts"], 1, "{record}");
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("job_id={job}")) && l.contains("job done")),
+            "job {job} is not done in the stopped worker's log"
+        );
+    }
+    // And it took no new work once told to stop: the queue was not run dry.
+    let queued = ids
+        .iter()
+        .filter(|i| records[*i]["status"] == "queued")
+        .count();
+    assert!(queued > 0, "the test should stop it mid-queue");
+    eprintln!(
+        "SIGTERM: the worker finished the {} entries it held and exited in {took:?}; {queued} jobs left queued",
+        held.len()
+    );
+
+    // Another worker runs the rest; what the first one finished is not run again.
+    let _w = Proc::start("worker", &redis, FAST);
+    let records = wait_all_finished(&redis, &ids, Duration::from_secs(120));
+    assert!(ids.iter().all(|i| records[i]["status"] == "done"));
+    for (_, job) in &held {
+        assert_eq!(records[job]["attempts"], 1, "{}", records[job]);
+    }
+    assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
 }
