@@ -253,10 +253,10 @@ async fn a_source_over_the_size_cap_is_refused() {
     assert_failed_at_once(&job, "limit");
 }
 
-#[tokio::test]
-async fn two_racing_loads_both_finish_and_leave_one_consistent_data_set() {
-    // Two loads at once of two different data sets: the source answers the
-    // sample to one fetch and the other set to the next.
+/// An app whose source answers the sample to one fetch and another data set
+/// to the next (two workers, so two loads run at once); and that other set's
+/// records.
+async fn app_loading_two_sets() -> (TestApp, Vec<Value>) {
     let (other, other_docs) = other_data_set();
     let url = serve_in_turn(vec![std::fs::read(SAMPLE).unwrap(), other]).await;
     let app = spawn_app_with(
@@ -265,6 +265,14 @@ async fn two_racing_loads_both_finish_and_leave_one_consistent_data_set() {
         &[("GENE_API__WORKERS__CONCURRENCY", "2")],
     )
     .await;
+    (app, other_docs)
+}
+
+#[tokio::test]
+async fn two_racing_loads_both_finish_and_leave_one_consistent_data_set() {
+    // Two loads at once of two different data sets: the source answers the
+    // sample to one fetch and the other set to the next.
+    let (app, other_docs) = app_loading_two_sets().await;
     let (a, b) = tokio::join!(app.post("/data"), app.post("/data"));
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (202, 202));
     let a: Value = a.json().await.unwrap();
@@ -375,14 +383,7 @@ async fn reads_while_loads_swap_the_data_set_all_answer_200_with_one_whole_set()
     // id list of one version) and filtered (through the index, with the
     // records' version checked and the read retried when a swap got in
     // between): every answer 200 and exactly one of the two sets.
-    let (other, other_docs) = other_data_set();
-    let url = serve_in_turn(vec![std::fs::read(SAMPLE).unwrap(), other]).await;
-    let app = spawn_app_with(
-        Mode::Serve,
-        std::path::Path::new(&url),
-        &[("GENE_API__WORKERS__CONCURRENCY", "2")],
-    )
-    .await;
+    let (app, other_docs) = app_loading_two_sets().await;
     assert_eq!(app.load().await["result"]["records"], 1659);
     let sets = std::sync::Arc::new([sample_docs(), other_docs]);
     let loading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
