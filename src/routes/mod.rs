@@ -192,17 +192,20 @@ async fn ready(store: Store) -> Response {
 /// What an operator must fix, told apart because each has its own fix. The
 /// details are Redis's or the TLS library's words: no secret is in them.
 fn not_ready_message(e: &redis::RedisError) -> String {
-    use crate::store::{AUTH_HINT, NOPERM_HINT, UNREACHABLE_HINT};
-    use redis::{ErrorKind, ServerErrorKind};
-    match e.kind() {
-        ErrorKind::AuthenticationFailed => {
-            format!("Redis refused the credentials ({e}); {AUTH_HINT}")
+    use crate::store::RedisFix;
+    match RedisFix::of(e) {
+        Some(fix @ RedisFix::Credentials) => {
+            format!("Redis refused the credentials ({e}); {}", fix.hint())
         }
-        ErrorKind::Server(ServerErrorKind::NoPerm) => format!(
-            "the Redis user may not use gene-api's keys or commands (NOPERM {}); {NOPERM_HINT}",
-            e.detail().unwrap_or_default()
+        Some(fix @ RedisFix::Rights) => format!(
+            "the Redis user may not use gene-api's keys or commands (NOPERM {}); {}",
+            e.detail().unwrap_or_default(),
+            fix.hint()
         ),
-        _ => format!("Redis (db 0 or db 1) does not answer ({e}); {UNREACHABLE_HINT}"),
+        Some(RedisFix::Reach) | None => format!(
+            "Redis (db 0 or db 1) does not answer ({e}); {}",
+            RedisFix::Reach.hint()
+        ),
     }
 }
 

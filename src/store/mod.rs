@@ -311,46 +311,62 @@ pub fn stream_id_key(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// What to check when Redis refuses the credentials.
-pub const AUTH_HINT: &str = "check REDIS_USERNAME and REDIS_PASSWORD, and that the ACL user is on";
-/// What to check when the Redis user lacks a right gene-api needs.
-pub const NOPERM_HINT: &str =
-    "give the Redis user the ACL line of the README (\"Redis with an ACL user and TLS\")";
-/// What to check when Redis does not answer.
-pub const UNREACHABLE_HINT: &str = "check REDIS_IP, REDIS_PORT and that Redis runs; with \
-    REDIS_TLS=true also that REDIS_PORT is its TLS port, that REDIS_CA_FILE holds the CA of its \
-    certificate, and whether it asks for a client certificate (REDIS_CLIENT_CERT_FILE)";
+/// What an operator must fix for a Redis error that a setting explains:
+/// told apart because each has its own fix. `/ready` and the log both say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFix {
+    /// Redis refused the credentials.
+    Credentials,
+    /// The Redis user lacks a right gene-api needs (NOPERM).
+    Rights,
+    /// Redis does not answer.
+    Reach,
+}
 
-/// The settings to check for a Redis error that an operator must fix
-/// (refused credentials, a user without rights, a Redis that does not
-/// answer): what `/ready` says, and what the log says with the error.
-/// None for errors that no setting explains.
-pub fn redis_hint(e: &RedisError) -> Option<&'static str> {
-    use redis::{ErrorKind, ServerErrorKind};
-    match e.kind() {
-        ErrorKind::AuthenticationFailed => Some(AUTH_HINT),
-        ErrorKind::Server(ServerErrorKind::NoPerm) => Some(NOPERM_HINT),
-        _ if e.is_io_error()
-            || e.is_connection_refusal()
-            || e.is_connection_dropped()
-            || e.is_timeout() =>
-        {
-            Some(UNREACHABLE_HINT)
+impl RedisFix {
+    /// The fix for `e`; None for errors that no setting explains.
+    pub fn of(e: &RedisError) -> Option<Self> {
+        use redis::{ErrorKind, ServerErrorKind};
+        match e.kind() {
+            ErrorKind::AuthenticationFailed => Some(Self::Credentials),
+            ErrorKind::Server(ServerErrorKind::NoPerm) => Some(Self::Rights),
+            _ if e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_connection_dropped()
+                || e.is_timeout() =>
+            {
+                Some(Self::Reach)
+            }
+            _ => None,
         }
-        _ => None,
+    }
+
+    /// The settings to check.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::Credentials => "check REDIS_USERNAME and REDIS_PASSWORD, and that the ACL user is on",
+            Self::Rights => {
+                "give the Redis user the ACL line of the README (\"Redis with an ACL user and TLS\")"
+            }
+            Self::Reach => {
+                "check REDIS_IP, REDIS_PORT and that Redis runs; with REDIS_TLS=true also that \
+                 REDIS_PORT is its TLS port, that REDIS_CA_FILE holds the CA of its certificate, \
+                 and whether it asks for a client certificate (REDIS_CLIENT_CERT_FILE)"
+            }
+        }
     }
 }
 
 /// A Redis error as the log shows it: Redis's (or the TLS library's) words,
-/// then the settings to check when [`redis_hint`] has them. No secret is in
+/// then the settings to check when [`RedisFix`] has them. No secret is in
 /// either.
 pub struct Explained<'a>(pub &'a RedisError);
 
 impl std::fmt::Display for Explained<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)?;
-        match redis_hint(self.0) {
-            Some(hint) => write!(f, "; {hint}"),
+        match RedisFix::of(self.0) {
+            Some(fix) => write!(f, "; {}", fix.hint()),
             None => Ok(()),
         }
     }
@@ -510,7 +526,7 @@ mod hint_tests {
             shown.starts_with("Password authentication failed"),
             "{shown}"
         );
-        assert!(shown.ends_with(AUTH_HINT), "{shown}");
+        assert!(shown.ends_with(RedisFix::Credentials.hint()), "{shown}");
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(Explained(&refused).to_string().contains("REDIS_IP"));
         let other = RedisError::from((
