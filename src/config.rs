@@ -141,6 +141,16 @@ pub struct DataSettings {
     pub fetch_timeout: Duration,
     #[serde(rename = "connect_timeout_secs", deserialize_with = "secs")]
     pub connect_timeout: Duration,
+    /// HGNC's `withdrawn.txt` of the same release: a URL or a path.
+    pub withdrawn: String,
+    /// Releases kept, the live one included.
+    pub keep_releases: usize,
+    /// Templates (`{date}`) of an archived release and its withdrawn file.
+    pub archive_source: String,
+    pub archive_withdrawn: String,
+    /// A cron expression for scheduled loads; empty: none.
+    #[serde(default)]
+    pub refresh: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +331,20 @@ impl Settings {
                 Err(ConfigError::Rule(msg.to_string()))
             }
         };
+        rule(
+            (1..=100).contains(&self.data.keep_releases),
+            "data.keep_releases (GENE_API__DATA__KEEP_RELEASES) must be between 1 and 100",
+        )?;
+        for (name, t) in [
+            ("data.archive_source", &self.data.archive_source),
+            ("data.archive_withdrawn", &self.data.archive_withdrawn),
+        ] {
+            if !t.contains("{date}") {
+                return Err(ConfigError::Rule(format!(
+                    "{name} must contain {{date}}, where the release date goes; got {t:?}"
+                )));
+            }
+        }
         rule(
             self.workers.concurrency >= 1,
             "workers.concurrency must be at least 1",

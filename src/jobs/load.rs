@@ -24,6 +24,7 @@ pub async fn run(
     ctx: &JobContext,
     job_id: &Uuid,
     source: &str,
+    _withdrawn: Option<&str>,
 ) -> Result<serde_json::Value, JobError> {
     let _slot = ctx.heavy_slot().await;
     let mut data = ctx.settings.data.clone();

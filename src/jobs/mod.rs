@@ -31,14 +31,33 @@ use crate::store::{redis_is_transient, Store};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Command {
-    /// Fetch the configured source and swap it in as the live data set.
-    Load { source: String },
+    /// Fetch the source and its withdrawn file and swap them in as the
+    /// live release.
+    Load {
+        source: String,
+        /// HGNC's `withdrawn.txt` for the same release (absent in jobs
+        /// queued by versions before 0.3: the load then reads none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        withdrawn: Option<String>,
+        /// What asked for the load.
+        #[serde(default)]
+        trigger: Trigger,
+    },
     /// Render a chart of the live data set into db 1.
     Plot {
         plot: PlotKind,
         #[serde(flatten)]
         size: ImageSize,
     },
+}
+
+/// What asked for a job: a client's request, or the refresh schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    #[default]
+    Request,
+    Schedule,
 }
 
 impl Command {
@@ -64,7 +83,9 @@ impl Command {
         job_id: &Uuid,
     ) -> Result<serde_json::Value, JobError> {
         match self {
-            Command::Load { source } => load::run(ctx, job_id, source).await,
+            Command::Load {
+                source, withdrawn, ..
+            } => load::run(ctx, job_id, source, withdrawn.as_deref()).await,
             Command::Plot { plot, size } => plot::run(ctx, job_id, *plot, *size).await,
         }
     }
@@ -181,12 +202,27 @@ mod tests {
     fn commands_round_trip_as_tagged_json() {
         let load = Command::Load {
             source: "data/x.json".into(),
+            withdrawn: Some("data/w.txt".into()),
+            trigger: Trigger::Schedule,
         };
         let j = serde_json::to_value(&load).unwrap();
         assert_eq!(
             j,
-            serde_json::json!({"kind": "load", "source": "data/x.json"})
+            serde_json::json!({"kind": "load", "source": "data/x.json",
+                "withdrawn": "data/w.txt", "trigger": "schedule"})
         );
+        assert_eq!(serde_json::from_value::<Command>(j).unwrap(), load);
+        // A load queued by an older version reads as a requested load with no withdrawn file.
+        let old: Command =
+            serde_json::from_value(serde_json::json!({"kind": "load", "source": "s"})).unwrap();
+        assert!(matches!(
+            old,
+            Command::Load {
+                withdrawn: None,
+                trigger: Trigger::Request,
+                ..
+            }
+        ));
         let plot = Command::Plot {
             plot: PlotKind::Chromosome,
             size: ImageSize::new(300, 200).unwrap(),

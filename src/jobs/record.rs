@@ -439,7 +439,14 @@ mod tests {
 
     #[test]
     fn lifecycle_sets_status_times_and_attempts() {
-        let mut job = Job::new(Command::Load { source: "s".into() }, 3);
+        let mut job = Job::new(
+            Command::Load {
+                source: "s".into(),
+                withdrawn: None,
+                trigger: Default::default(),
+            },
+            3,
+        );
         assert_eq!(job.status, JobStatus::Queued);
         assert_eq!(job.ttl_secs(10), UNFINISHED_TTL_SECS);
         job.mark_running();

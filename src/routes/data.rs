@@ -93,6 +93,8 @@ async fn post_data(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Re
 pub(super) fn load_command(pipeline: &Pipeline) -> Command {
     Command::Load {
         source: pipeline.settings.data.source.clone(),
+        withdrawn: Some(pipeline.settings.data.withdrawn.clone()),
+        trigger: crate::jobs::Trigger::Request,
     }
 }
 
