@@ -114,7 +114,7 @@ impl Application {
             metrics,
             keys: keys.clone(),
             limits: limits.clone(),
-            catalog: crate::genes::Catalog::default(),
+            catalog: crate::genes::Catalog::new(settings.data.keep_releases + 1),
         });
         match mode {
             Mode::Worker => {

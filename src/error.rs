@@ -26,6 +26,17 @@ pub enum ApiError {
         message: String,
         candidates: Vec<crate::search::Candidate>,
     },
+    /// 410: what was asked for existed once: a release no longer kept
+    /// (`kept` names the kept ones), or a withdrawn gene (`withdrawn` says
+    /// where it points now).
+    #[error("{message}")]
+    Gone {
+        code: &'static str,
+        message: String,
+        kept: Option<Vec<String>>,
+        withdrawn: Option<Box<crate::genes::WithdrawnGene>>,
+        release: Option<String>,
+    },
     /// 409: the request conflicts with the current state (e.g. no data to
     /// plot, cancelling a running job); `job` is shown when one is concerned.
     #[error("{message}")]
@@ -87,6 +98,16 @@ pub struct ErrorBody<'a> {
     /// a previous symbol or an alias (empty when none does).
     #[serde(skip_serializing_if = "Option::is_none")]
     candidates: Option<&'a [crate::search::Candidate]>,
+    /// 410 `release_not_kept`: the releases that are kept, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept: Option<&'a [String]>,
+    /// 410 `gene_withdrawn`: the withdrawn id, its status and the approved
+    /// genes it points to now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withdrawn: Option<&'a crate::genes::WithdrawnGene>,
+    /// The release the answer is of (410 `gene_withdrawn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<&'a str>,
 }
 
 impl ApiError {
@@ -130,6 +151,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } | Self::GeneNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -155,6 +177,25 @@ impl From<crate::genes::CatalogError> for ApiError {
                 redis::ErrorKind::Io,
                 "the data set is being replaced",
             ))),
+            crate::genes::CatalogError::NoData => Self::no_data(),
+            crate::genes::CatalogError::Unknown { id, kept } => Self::not_found(
+                "release_not_found",
+                format!(
+                    "there is no release {id}; the kept ones are {} (GET /releases)",
+                    kept.join(", ")
+                ),
+            ),
+            crate::genes::CatalogError::NotKept { id, kept } => Self::Gone {
+                code: "release_not_kept",
+                message: format!(
+                    "release {id} is not kept (only the newest data.keep_releases are); \
+                     the kept ones are {}",
+                    kept.join(", ")
+                ),
+                kept: Some(kept),
+                withdrawn: None,
+                release: None,
+            },
             e => Self::Internal(e.to_string()),
         }
     }
@@ -195,7 +236,17 @@ impl Reply for ApiError {
             Self::GeneNotFound { candidates, .. } => Some(candidates.as_slice()),
             _ => None,
         };
+        let (kept, withdrawn, release) = match &self {
+            Self::Gone {
+                kept,
+                withdrawn,
+                release,
+                ..
+            } => (kept.as_deref(), withdrawn.as_deref(), release.as_deref()),
+            _ => (None, None, None),
+        };
         let (code, message, job) = match &self {
+            Self::Gone { code, message, .. } => (*code, message.clone(), None),
             Self::GeneNotFound { message, .. } => ("gene_not_found", message.clone(), None),
             Self::BadRequest { code, message } | Self::NotFound { code, message } => {
                 (*code, message.clone(), None)
@@ -232,6 +283,9 @@ impl Reply for ApiError {
             message: &message,
             job,
             candidates,
+            kept,
+            withdrawn,
+            release,
         };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
         let retry_after = match &self {
@@ -262,7 +316,8 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::not_found(
             "not_found",
             "no such route; the routes are /data, /genes, /genes/<hgnc_id>, \
-             /genes/symbol/<symbol>, /genes/lookup, /search, /info, /jobs, /jobs/<id>, /image, \
+             /genes/symbol/<symbol>, /genes/lookup, /search, /info, /releases, /jobs, /jobs/<id>, \
+             /image, \
              /image/<job_id>, /events, /health, /ready and /metrics; GET /openapi.json lists \
              them all, GET /docs shows them",
         )

@@ -1,195 +1,474 @@
-//! This process's copy of the live data set's [`GeneIndex`].
+//! This process's copies of the releases it reads: each release's index,
+//! the digest of each of its records, and its withdrawn list.
 //!
-//! Every api replica answers from the index of the version that is live in
-//! Redis *now*: a search first reads the live version's name (one GET), and
-//! a read of records gets, in the same HMGET, the name of the version they
-//! belong to ([`records_at`](dataset::records_at)), so records chosen from
-//! an older index are never served as if they were current. A replica that
-//! learns of a new version fetches its index once (other requests wait for
-//! that one fetch) and chooses again from it.
+//! A read names a release ([`Pick`]): the live one, or a kept one by id.
+//! Releases are immutable and their records are named by content, so a
+//! copy never goes stale; what can change is only *which* release is live
+//! and which are kept. Every read of records therefore checks that in the
+//! same round trip ([`records_checked`](dataset::records_checked)), and
+//! chooses again from the newer release when the live one was replaced.
+//! A replica that meets a release it has no copy of fetches it once (other
+//! requests wait for that one fetch); only the live release has its index
+//! stored, so an older one's is built here from its records.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use super::dataset::{self, IndexSource, RecordsAt};
-use super::index::GeneIndex;
+use super::dataset::{self, Check, Checked, ReleaseParts};
+use super::index::{DocId, GeneIndex};
+use super::parse::Digest;
+use super::release::ReleaseInfo;
+use super::withdrawn::Withdrawn;
 use crate::store::{Conn, Keys};
 
 /// How often a reader retries when the data set is replaced under it. Each
-/// try takes the newest version, so only loads swapping faster than a read
-/// (a fuzzer's burst of them, a few ms apart on the sample) exhaust it; 3 was
-/// exhausted once in the live test's fuzzing, answering 503.
+/// try takes the newest release, so only loads swapping faster than a read
+/// (a fuzzer's burst of them, a few ms apart on the sample) exhaust it.
 const ATTEMPTS: usize = 10;
 
-#[derive(Clone, Default)]
+/// Which release a read is of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// Whatever is live when the read runs.
+    Live,
+    /// One release by id (`?release=<id>`).
+    Release(String),
+}
+
+impl Pick {
+    /// From `?release=`: absent, empty or `live` mean the live one.
+    pub fn from_param(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("live") => Ok(Pick::Live),
+            Some(id)
+                if id.len() <= 64
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Ok(Pick::Release(id.to_string()))
+            }
+            Some(id) => Err(format!(
+                "release {id:?} is not a release id (e.g. 2024-07-23-5f0c2a9e; GET /releases lists them)"
+            )),
+        }
+    }
+}
+
+/// A release as this process reads it.
+pub struct Release {
+    pub info: ReleaseInfo,
+    pub index: GeneIndex,
+    /// Each record's digest, by [`DocId`].
+    pub digests: Arc<Vec<Digest>>,
+    pub withdrawn: Withdrawn,
+}
+
+impl Release {
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+    pub fn digest(&self, doc: DocId) -> &[u8] {
+        &self.digests[doc as usize]
+    }
+}
+
+#[derive(Clone)]
 pub struct Catalog {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    current: RwLock<Option<Arc<GeneIndex>>>,
-    /// One fetch of a new version's index at a time.
+    /// The releases last read, most recent last; at most `capacity`.
+    cache: Mutex<Vec<Arc<Release>>>,
+    capacity: usize,
+    /// The release last seen live.
+    live: RwLock<Option<Arc<Release>>>,
+    /// One fetch of a release at a time.
     loading: tokio::sync::Mutex<()>,
+    /// Diffs computed, most recent last.
+    diffs: Mutex<Vec<DiffEntry>>,
 }
 
-/// Why the index could not be had.
+type DiffEntry = ((String, String), Arc<super::diff::Diff>);
+
+/// Diffs a process keeps (a full diff of HGNC's releases is a few MB).
+const DIFFS_KEPT: usize = 4;
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new(4)
+    }
+}
+
+/// Why a release could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
-    #[error("the data set's index is unreadable: {0}")]
+    #[error("the release's stored parts are unreadable: {0}")]
     Corrupt(String),
     #[error("the data set was replaced {ATTEMPTS} times while it was read")]
     Changing,
+    #[error("no gene data is loaded")]
+    NoData,
+    #[error("release {id} is not kept")]
+    NotKept { id: String, kept: Vec<String> },
+    #[error("there is no release {id}")]
+    Unknown { id: String, kept: Vec<String> },
 }
 
 impl Catalog {
-    /// The index of the live version; None when no data is loaded.
-    pub async fn live(
+    /// A catalog that holds copies of up to `capacity` releases (the kept
+    /// ones and one more, so a swap does not evict what readers use).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cache: Mutex::new(Vec::new()),
+                capacity: capacity.max(1),
+                live: RwLock::new(None),
+                loading: tokio::sync::Mutex::new(()),
+                diffs: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The release `pick` names, as it is now.
+    pub async fn release(
         &self,
         conn: &mut Conn,
         keys: &Keys,
-    ) -> Result<Option<Arc<GeneIndex>>, CatalogError> {
+        pick: &Pick,
+    ) -> Result<Arc<Release>, CatalogError> {
+        match pick {
+            Pick::Live => {
+                for _ in 0..ATTEMPTS {
+                    let Some(id) = dataset::current_release(conn, keys).await? else {
+                        return Err(CatalogError::NoData);
+                    };
+                    if let Some(r) = self.of_release(conn, keys, &id).await? {
+                        self.set_live(&r);
+                        return Ok(r);
+                    }
+                }
+                Err(CatalogError::Changing)
+            }
+            Pick::Release(id) => {
+                if dataset::is_kept(conn, keys, id).await? {
+                    if let Some(r) = self.of_release(conn, keys, id).await? {
+                        return Ok(r);
+                    }
+                }
+                Err(self.not_kept(conn, keys, id).await)
+            }
+        }
+    }
+
+    async fn not_kept(&self, conn: &mut Conn, keys: &Keys, id: &str) -> CatalogError {
+        let seen = match dataset::was_seen(conn, keys, id).await {
+            Ok(seen) => seen,
+            Err(e) => return e.into(),
+        };
+        match dataset::kept_releases(conn, keys).await {
+            Ok(kept) if kept.is_empty() => CatalogError::NoData,
+            Ok(kept) if seen => CatalogError::NotKept {
+                id: id.to_string(),
+                kept,
+            },
+            Ok(kept) => CatalogError::Unknown {
+                id: id.to_string(),
+                kept,
+            },
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Every kept release, oldest first (fetched as needed).
+    pub async fn kept(
+        &self,
+        conn: &mut Conn,
+        keys: &Keys,
+    ) -> Result<Vec<Arc<Release>>, CatalogError> {
         for _ in 0..ATTEMPTS {
-            let Some(version) = dataset::current_version(conn, keys).await? else {
-                return Ok(None);
-            };
-            if let Some(index) = self.of_version(conn, keys, &version).await? {
-                return Ok(Some(index));
+            let ids = dataset::kept_releases(conn, keys).await?;
+            if ids.is_empty() {
+                return Err(CatalogError::NoData);
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match self.of_release(conn, keys, id).await? {
+                    Some(r) => out.push(r),
+                    None => break,
+                }
+            }
+            if out.len() == ids.len() {
+                return Ok(out);
             }
         }
         Err(CatalogError::Changing)
     }
 
-    /// The index last used, without asking Redis: for reads that check the
-    /// version themselves ([`Catalog::records`]).
-    fn cached(&self) -> Option<Arc<GeneIndex>> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The index of `version`, fetched if this process has another one;
-    /// None when that version is no longer stored.
-    async fn of_version(
+    /// The diff from `a` to `b`, computed once per process and then kept
+    /// (releases never change, so neither does their diff).
+    pub async fn diff(
         &self,
         conn: &mut Conn,
         keys: &Keys,
-        version: &str,
-    ) -> Result<Option<Arc<GeneIndex>>, CatalogError> {
-        if let Some(index) = self.cached().filter(|i| i.version == version) {
-            return Ok(Some(index));
+        a: &str,
+        b: &str,
+    ) -> Result<Arc<super::diff::Diff>, CatalogError> {
+        let key = (a.to_string(), b.to_string());
+        if let Some(d) = self.cached_diff(&key) {
+            // Still both kept? A dropped release's diff is not served.
+            let (ka, kb) = (
+                dataset::is_kept(conn, keys, a).await?,
+                dataset::is_kept(conn, keys, b).await?,
+            );
+            if ka && kb {
+                return Ok(d);
+            }
+        }
+        let ra = self
+            .release(conn, keys, &Pick::Release(a.to_string()))
+            .await?;
+        let rb = self
+            .release(conn, keys, &Pick::Release(b.to_string()))
+            .await?;
+        let Some(d) = super::diff::diff(conn, keys, &ra, &rb).await? else {
+            return Err(CatalogError::Changing);
+        };
+        let d = Arc::new(d);
+        let mut diffs = self.inner.diffs.lock().unwrap_or_else(|e| e.into_inner());
+        diffs.retain(|(k, _)| *k != key);
+        diffs.push((key, d.clone()));
+        let over = diffs.len().saturating_sub(DIFFS_KEPT);
+        diffs.drain(..over);
+        Ok(d)
+    }
+
+    fn cached_diff(&self, key: &(String, String)) -> Option<Arc<super::diff::Diff>> {
+        let diffs = self.inner.diffs.lock().unwrap_or_else(|e| e.into_inner());
+        diffs.iter().find(|(k, _)| k == key).map(|(_, d)| d.clone())
+    }
+
+    fn set_live(&self, r: &Arc<Release>) {
+        *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<Release>> {
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let at = cache.iter().position(|r| r.id() == id)?;
+        let r = cache.remove(at);
+        cache.push(r.clone());
+        Some(r)
+    }
+
+    /// The copy this process would answer `pick` from without asking Redis
+    /// (checked by the read itself).
+    fn optimistic(&self, pick: &Pick) -> Option<Arc<Release>> {
+        match pick {
+            Pick::Live => self
+                .inner
+                .live
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            Pick::Release(id) => self.cached(id),
+        }
+    }
+
+    /// Release `id`, fetched if this process has no copy; None when it is
+    /// no longer kept.
+    async fn of_release(
+        &self,
+        conn: &mut Conn,
+        keys: &Keys,
+        id: &str,
+    ) -> Result<Option<Arc<Release>>, CatalogError> {
+        if let Some(r) = self.cached(id) {
+            return Ok(Some(r));
         }
         let _one_fetch = self.inner.loading.lock().await;
-        if let Some(index) = self.cached().filter(|i| i.version == version) {
-            return Ok(Some(index));
+        if let Some(r) = self.cached(id) {
+            return Ok(Some(r));
         }
-        let Some(source) = dataset::version_index(conn, keys, version).await? else {
+        let Some(parts) = dataset::release_parts(conn, keys, id).await? else {
             return Ok(None);
         };
-        let version_name = version.to_string();
-        // Decoding takes tens of milliseconds for the full set: off the async threads.
-        let index = tokio::task::spawn_blocking(move || match source {
-            IndexSource::Index(bytes) => GeneIndex::from_bytes(&bytes, &version_name)
-                .ok_or_else(|| "of another format".to_string()),
-            IndexSource::Blob(blob) => GeneIndex::from_blob(&blob, &version_name),
-        })
-        .await
-        .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-        let index = match index {
-            Ok(index) => index,
-            // An index of another format (written by another release):
-            // rebuild it from the version's records.
-            Err(_) => {
-                let blob: Option<Vec<u8>> =
-                    redis::AsyncCommands::get(conn, keys.version_part(version, "blob")).await?;
-                let Some(blob) = blob else { return Ok(None) };
-                let version_name = version.to_string();
-                tokio::task::spawn_blocking(move || GeneIndex::from_blob(&blob, &version_name))
+        let Some(release) = self.build(conn, keys, id, parts).await? else {
+            return Ok(None);
+        };
+        let release = Arc::new(release);
+        tracing::info!(
+            release = id,
+            records = release.index.len(),
+            "release loaded into this process"
+        );
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.push(release.clone());
+        let over = cache.len().saturating_sub(self.inner.capacity);
+        cache.drain(..over);
+        Ok(Some(release))
+    }
+
+    async fn build(
+        &self,
+        conn: &mut Conn,
+        keys: &Keys,
+        id: &str,
+        parts: ReleaseParts,
+    ) -> Result<Option<Release>, CatalogError> {
+        let info: ReleaseInfo = serde_json::from_slice(&parts.meta)
+            .map_err(|e| CatalogError::Corrupt(format!("meta: {e}")))?;
+        if parts.digests.len() % 16 != 0 {
+            return Err(CatalogError::Corrupt("digests: not 16-byte names".into()));
+        }
+        let digests: Vec<Digest> = parts
+            .digests
+            .chunks_exact(16)
+            .map(|c| c.try_into().expect("16 bytes"))
+            .collect();
+        let stored_index = parts.index;
+        let id_owned = id.to_string();
+        // Decoding takes tens of milliseconds for the full set, building
+        // hundreds: off the async threads.
+        let decoded = match stored_index {
+            Some(bytes) => {
+                let id = id_owned.clone();
+                tokio::task::spawn_blocking(move || GeneIndex::from_bytes(&bytes, &id))
+                    .await
+                    .map_err(|e| CatalogError::Corrupt(e.to_string()))?
+            }
+            None => None,
+        };
+        let index = match decoded {
+            Some(index) => index,
+            None => {
+                // Not stored (not live any more) or of another format:
+                // built from the release's records.
+                let Some(blob) = read_all(conn, keys, id, &digests).await? else {
+                    return Ok(None);
+                };
+                let id = id_owned.clone();
+                tokio::task::spawn_blocking(move || GeneIndex::from_blob(&blob, &id))
                     .await
                     .map_err(|e| CatalogError::Corrupt(e.to_string()))?
                     .map_err(CatalogError::Corrupt)?
             }
         };
-        let index = Arc::new(index);
-        tracing::info!(version, records = index.len(), "gene index loaded");
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
-        Ok(Some(index))
+        if index.len() != digests.len() {
+            return Err(CatalogError::Corrupt(format!(
+                "the index has {} records, the release {}",
+                index.len(),
+                digests.len()
+            )));
+        }
+        let withdrawn = if parts.withdrawn.is_empty() {
+            Withdrawn::default()
+        } else {
+            Withdrawn::parse(&parts.withdrawn)
+                .map_err(|e| CatalogError::Corrupt(format!("withdrawn: {e}")))?
+        };
+        Ok(Some(Release {
+            info,
+            index,
+            digests: Arc::new(digests),
+            withdrawn,
+        }))
     }
 
-    /// Chooses records with `choose` from the live index and reads them, as
-    /// one version: if the data set is replaced in between, it chooses again
-    /// from the new index. None when no data is loaded.
+    /// Chooses records with `choose` from the release `pick` names and
+    /// reads them, as one release: if the live release is replaced in
+    /// between, it chooses again from the new one.
     pub async fn records<T, E>(
         &self,
         conn: &mut Conn,
         keys: &Keys,
-        mut choose: impl FnMut(&GeneIndex) -> Result<(T, Vec<String>), E>,
-    ) -> Result<Option<Chosen<T>>, RecordsError<E>> {
-        let mut index = match self.cached() {
-            Some(index) => index,
-            None => match self.live(conn, keys).await? {
-                Some(index) => index,
-                None => return Ok(None),
-            },
+        pick: &Pick,
+        mut choose: impl FnMut(&Release) -> Result<(T, Vec<DocId>), E>,
+    ) -> Result<Chosen<T>, RecordsError<E>> {
+        let mut release = match self.optimistic(pick) {
+            Some(r) => r,
+            None => self.release(conn, keys, pick).await?,
         };
         for _ in 0..ATTEMPTS {
-            let (extra, ids) = match choose(&index) {
+            let check = match pick {
+                Pick::Live => Check::Live(release.id()),
+                Pick::Release(id) => Check::Kept(id),
+            };
+            let (extra, docs) = match choose(&release) {
                 Ok(chosen) => chosen,
                 Err(e) => {
-                    // Refused by this process's index: only if that is still the live one.
-                    let live = dataset::current_version(conn, keys)
+                    // Refused by this copy: only if it is still the one meant.
+                    match dataset::records_checked(conn, keys, check, &[])
                         .await
-                        .map_err(CatalogError::from)?;
-                    match live {
-                        None => return Ok(None),
-                        Some(v) if v == index.version => return Err(RecordsError::Choose(e)),
-                        Some(v) => {
-                            index = match self.of_version(conn, keys, &v).await? {
-                                Some(newer) => newer,
-                                None => continue,
-                            };
+                        .map_err(CatalogError::from)?
+                    {
+                        Checked::Records(_) => return Err(RecordsError::Choose(e)),
+                        Checked::Moved(_) => {
+                            release = self.release(conn, keys, pick).await?;
                             continue;
                         }
                     }
                 }
             };
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            match dataset::records_at(conn, keys, &index.version, &refs)
+            let digests: Vec<&[u8]> = docs.iter().map(|d| release.digest(*d)).collect();
+            match dataset::records_checked(conn, keys, check, &digests)
                 .await
                 .map_err(CatalogError::from)?
             {
-                RecordsAt::Records(records) => {
-                    return Ok(Some(Chosen {
-                        index,
+                Checked::Records(records) if records.iter().all(Option::is_some) => {
+                    if matches!(pick, Pick::Live) {
+                        self.set_live(&release);
+                    }
+                    return Ok(Chosen {
+                        release,
                         extra,
+                        docs,
                         records,
-                    }))
+                    });
                 }
-                RecordsAt::Stale(None) => return Ok(None),
-                RecordsAt::Stale(Some(live)) => match self.of_version(conn, keys, &live).await? {
-                    Some(newer) => index = newer,
-                    None => match self.live(conn, keys).await? {
-                        Some(newer) => index = newer,
-                        None => return Ok(None),
-                    },
-                },
+                // Moved on, or its records went with a DELETE: ask again.
+                _ => release = self.release(conn, keys, pick).await?,
             }
         }
         Err(CatalogError::Changing.into())
     }
 }
 
-/// Records read as one version, with what chose them.
+/// Every record of release `id` as `[r1,r2,...]`; None when it stopped being kept.
+async fn read_all(
+    conn: &mut Conn,
+    keys: &Keys,
+    id: &str,
+    digests: &[Digest],
+) -> Result<Option<Vec<u8>>, CatalogError> {
+    let mut blob = Vec::with_capacity(digests.len() * 400);
+    blob.push(b'[');
+    for (n, batch) in digests.chunks(dataset::READ_BATCH).enumerate() {
+        let refs: Vec<&[u8]> = batch.iter().map(|d| &d[..]).collect();
+        match dataset::records_checked(conn, keys, Check::Kept(id), &refs).await? {
+            Checked::Records(records) => {
+                for (i, r) in records.into_iter().enumerate() {
+                    let Some(r) = r else { return Ok(None) };
+                    if n > 0 || i > 0 {
+                        blob.push(b',');
+                    }
+                    blob.extend_from_slice(&r);
+                }
+            }
+            Checked::Moved(_) => return Ok(None),
+        }
+    }
+    blob.push(b']');
+    Ok(Some(blob))
+}
+
+/// Records read as one release, with what chose them.
 pub struct Chosen<T> {
-    pub index: Arc<GeneIndex>,
+    pub release: Arc<Release>,
     pub extra: T,
+    /// The records' numbers in the release, in the order read.
+    pub docs: Vec<DocId>,
     pub records: Vec<Option<bytes::Bytes>>,
 }
 

@@ -1,55 +1,46 @@
-//! The data set in Redis (db 0), and the reads of it.
+//! Releases in Redis (db 0), and the reads of them.
 //!
-//! A load stages a complete new version and then swaps it in with one Lua
-//! script, so a reader sees the old set or the new one, never a mix:
-//! - `<p>:genes` (hash `hgnc_id -> record`, and its version's name under
-//!   [`VERSION_FIELD`]) is RENAMEd into place;
-//! - `<p>:data:<version>:{blob,ids,stats,meta,index}` are published by pointing
-//!   `<p>:data:current` at the new version. The old version lives on for
-//!   [`OLD_VERSION_GRACE_SECS`] so a GET /data that is streaming it can finish.
+//! - `<p>:records` is one hash of every kept release's records, each named
+//!   by its [`Digest`]: a record that is the same in two releases is stored
+//!   once, so keeping K releases costs about one plus what changed.
+//! - `<p>:release:<id>:{meta,ids,digests,stats,withdrawn,index}` is one
+//!   release: what it is, its ids (GET /genes), the digest of each record in
+//!   source order, the plot statistics, its withdrawn file as loaded, and
+//!   (for the live release only) its serialized index.
+//! - `<p>:releases` orders the kept releases; `<p>:data:current` names the
+//!   live one.
+//!
+//! A load stages the parts under its own names and swaps them in with one
+//! script, so a reader sees the old release or the new one, never a mix.
+//! Loads take a lock (`<p>:data:lock`) for their whole run: the sweep that
+//! removes the records no kept release uses must not run beside another
+//! load's staging, whose records no release names yet.
 //!
 //! This module is the only one that knows these keys.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
+use rustc_hash::FxHashSet;
 
-use super::{DataSet, HgncId, LoadError};
+use super::parse::Digest;
+use super::release::ReleaseInfo;
+use super::{DataSet, LoadError};
 use crate::lua;
 use crate::store::{Conn, Keys};
 
-/// How long a replaced data-set version stays readable.
-pub const OLD_VERSION_GRACE_SECS: u64 = 120;
 /// Staged keys of a load that died before its swap expire after this.
 const STAGING_TTL_SECS: u64 = 3600;
-/// The field of `<p>:genes` that names the version its records belong to,
-/// so that one HMGET returns records and the version they are of. (No HGNC
-/// id can be this: ids are `HGNC:<digits>`.)
-pub const VERSION_FIELD: &str = ":version";
 /// Records per HSET command while staging.
 const HSET_BATCH: usize = 1000;
 /// Payload bytes per pipeline while staging.
 const BATCH_BYTES: usize = 4 << 20;
-/// GET /data streams the data set in pieces of this size.
-const DATA_CHUNK: u64 = 512 * 1024;
-
-/// What a finished load reports, stored as the version's `meta`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct LoadSummary {
-    /// Gene records in the set.
-    pub records: u64,
-    /// Size of the source file, in bytes.
-    pub source_bytes: u64,
-    /// Where it was read from (the server's `data.source`).
-    pub source: String,
-    /// The stored version's name (the load job's id).
-    pub version: String,
-    /// When the set was stored (RFC 3339, UTC); absent in sets stored by
-    /// versions before 0.2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loaded_at: Option<String>,
-}
+/// Records per HMGET when a release is streamed or read whole.
+pub const READ_BATCH: usize = 1000;
+/// How long the data lock lasts unless renewed; it is renewed at a third of this.
+const LOCK_MS: u64 = 30_000;
 
 /// Sends commands in pipelines of about [`BATCH_BYTES`] of payload each: no
 /// per-record round trips, and no single 30 MB request buffer either.
@@ -80,303 +71,511 @@ impl BatchWriter<'_> {
     }
 }
 
-/// Writes `set` as version `version` (staged; idempotent) with its index,
-/// serialized, which `index` yields once built (the records are written
-/// meanwhile), and swaps it all in.
+/// The one-load-at-a-time lock, held by a job. Renewed in the background
+/// while held; given back by [`DataLock::release`] (or it lapses after
+/// [`LOCK_MS`] when the holder dies).
+pub struct DataLock {
+    conn: Conn,
+    key: String,
+    holder: String,
+    renewer: tokio::task::JoinHandle<()>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DataLock {
+    /// Waits for the lock; `on_wait` is told once when another load holds it.
+    pub async fn take(
+        conn: &Conn,
+        keys: &Keys,
+        holder: &str,
+        on_wait: impl Fn(),
+    ) -> redis::RedisResult<Self> {
+        let mut conn = conn.clone();
+        let key = keys.data_lock().to_string();
+        let mut told = false;
+        loop {
+            let got: i64 = lua::DATA_LOCK
+                .key(&key)
+                .arg("take")
+                .arg(holder)
+                .arg(LOCK_MS)
+                .invoke_async(&mut conn)
+                .await?;
+            if got == 1 {
+                break;
+            }
+            if !told {
+                on_wait();
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewer = {
+            let (mut conn, key, holder, lost) =
+                (conn.clone(), key.clone(), holder.to_string(), lost.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(LOCK_MS / 3)).await;
+                    let kept: redis::RedisResult<i64> = lua::DATA_LOCK
+                        .key(&key)
+                        .arg("renew")
+                        .arg(&holder)
+                        .arg(LOCK_MS)
+                        .invoke_async(&mut conn)
+                        .await;
+                    if matches!(kept, Ok(0)) {
+                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            conn,
+            key,
+            holder: holder.to_string(),
+            renewer,
+            lost,
+        })
+    }
+
+    /// False once the lock lapsed and someone else may hold it.
+    pub fn held(&self) -> bool {
+        !self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn release(mut self) {
+        self.renewer.abort();
+        let _: redis::RedisResult<i64> = lua::DATA_LOCK
+            .key(&self.key)
+            .arg("release")
+            .arg(&self.holder)
+            .arg(0)
+            .invoke_async(&mut self.conn)
+            .await;
+    }
+}
+
+impl Drop for DataLock {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// What a swap did.
+pub struct Swapped {
+    /// Releases dropped to keep the configured number.
+    pub dropped: Vec<String>,
+}
+
+/// The data-set generation now (bumped by DELETE /data).
+pub async fn generation(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
+    let g: Option<u64> = conn.get(keys.generation()).await?;
+    Ok(g.unwrap_or(0))
+}
+
+/// Stages `set` (its records into the shared hash, its parts under the
+/// job's staging names), then swaps it in as the live release, keeping
+/// `keep` releases. The caller holds the [`DataLock`] and read `generation`
+/// before it fetched anything.
+#[allow(clippy::too_many_arguments)]
 pub async fn store_and_swap(
     conn: &mut Conn,
     keys: &Keys,
-    version: &str,
+    lock: &DataLock,
+    generation: u64,
     set: &DataSet,
+    withdrawn: &[u8],
+    info: &ReleaseInfo,
     index: impl std::future::Future<Output = Result<Vec<u8>, LoadError>>,
-    source: &str,
+    keep: usize,
     on_stored: impl Fn(u64),
-) -> Result<LoadSummary, LoadError> {
-    let summary = LoadSummary {
-        records: set.records.len() as u64,
-        source_bytes: set.source_bytes(),
-        source: source.to_string(),
-        version: version.to_string(),
-        loaded_at: Some(crate::jobs::now()),
-    };
-    let staging = keys.staging_genes(version);
-    let [blob, ids, stats, meta, index_key] =
-        ["blob", "ids", "stats", "meta", "index"].map(|p| keys.version_part(version, p));
+) -> Result<Swapped, LoadError> {
+    let staging = keys.staging(&info.job_id);
+    let part = |p: &str| format!("{staging}{p}");
     let stats_json =
         serde_json::to_vec(&set.stats).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    let meta_json = serde_json::to_vec(&summary).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let meta_json = serde_json::to_vec(info).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let digests: Vec<u8> = set.digests.concat();
 
-    // The staging keys are invisible to readers until the swap, so they need no
-    // transaction. They carry a TTL from the first write on, so a load that dies
-    // half-way leaves nothing behind for long.
+    // The staged parts are invisible to readers until the swap, so they need
+    // no transaction; they expire, so a load that dies leaves nothing for
+    // long. Records go straight into the shared hash: unused ones are
+    // collected by the next load's sweep.
     let mut w = BatchWriter {
         conn,
         pipe: redis::pipe(),
         bytes: 0,
     };
     let ttl = STAGING_TTL_SECS;
-    let mut first = redis::cmd("DEL");
-    first
-        .arg(&staging)
-        .arg(&blob)
-        .arg(&ids)
-        .arg(&stats)
-        .arg(&meta)
-        .arg(&index_key);
-    w.add(first, 0);
-    let mut c = redis::cmd("SET");
-    c.arg(&blob).arg("").arg("EX").arg(ttl);
-    w.add(c, 0);
-    let mut c = redis::cmd("SET");
-    c.arg(&ids).arg(set.ids.as_slice()).arg("EX").arg(ttl);
-    w.add(c, set.ids.len());
-    let mut c = redis::cmd("SET");
-    c.arg(&stats).arg(stats_json).arg("EX").arg(ttl);
-    w.add(c, 0);
-    let mut c = redis::cmd("SET");
-    c.arg(&meta).arg(meta_json).arg("EX").arg(ttl);
-    w.add(c, 0);
-    for (n, batch) in set.records.chunks(HSET_BATCH).enumerate() {
+    for (name, value) in [
+        ("meta", meta_json.as_slice()),
+        ("ids", set.ids.as_slice()),
+        ("digests", digests.as_slice()),
+        ("stats", stats_json.as_slice()),
+        ("withdrawn", withdrawn),
+    ] {
+        let mut c = redis::cmd("SET");
+        c.arg(part(name)).arg(value).arg("EX").arg(ttl);
+        w.add(c, value.len());
+    }
+    for (n, batch) in set
+        .records
+        .iter()
+        .zip(&set.digests)
+        .collect::<Vec<_>>()
+        .chunks(HSET_BATCH)
+        .enumerate()
+    {
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(&staging);
+        cmd.arg(keys.records());
         let mut payload = 0;
-        if n == 0 {
-            cmd.arg(VERSION_FIELD).arg(version);
-        }
-        for (id, range) in batch {
-            cmd.arg(id.as_str()).arg(set.record(range));
+        for ((_, range), digest) in batch {
+            cmd.arg(&digest[..]).arg(set.record(range));
             payload += range.len();
         }
         w.add(cmd, payload);
-        if n == 0 {
-            let mut c = redis::cmd("EXPIRE");
-            c.arg(&staging).arg(ttl);
-            w.add(c, 0);
-        }
         w.flush_if_full().await?;
         on_stored(((n + 1) * HSET_BATCH).min(set.records.len()) as u64);
-    }
-    for piece in set.blob().chunks(BATCH_BYTES) {
-        let mut c = redis::cmd("APPEND");
-        c.arg(&blob).arg(piece);
-        w.add(c, piece.len());
-        w.flush_if_full().await?;
     }
     w.flush().await?;
     let index_bytes = index.await?;
     redis::cmd("SET")
-        .arg(&index_key)
+        .arg(part("index"))
         .arg(&index_bytes)
         .arg("EX")
         .arg(ttl)
         .query_async::<()>(w.conn)
         .await?;
-
-    lua::SWAP_DATA
+    if !lock.held() {
+        return Err(LoadError::Invalid(
+            "the data lock lapsed while this load was staging (Redis unreachable for 30 s?)".into(),
+        ));
+    }
+    let reply: Vec<String> = lua::SWAP_DATA
         .key(keys.current())
-        .key(keys.genes())
-        .key(&staging)
-        .arg(version)
-        .arg(keys.version_prefix())
-        .arg(OLD_VERSION_GRACE_SECS)
-        .invoke_async::<()>(w.conn)
+        .key(keys.releases())
+        .key(keys.generation())
+        .key(keys.data_lock())
+        .key(keys.release_order())
+        .key(keys.releases_seen())
+        .arg(&info.id)
+        .arg(&info.job_id)
+        .arg(generation)
+        .arg(keep)
+        .arg(&staging)
+        .arg(keys.release_prefix())
+        .invoke_async(w.conn)
         .await?;
-    Ok(summary)
+    match reply.first().map(String::as_str) {
+        Some("swapped") => Ok(Swapped {
+            dropped: reply[1..].to_vec(),
+        }),
+        Some("deleted") => Err(LoadError::Invalid(
+            "DELETE /data ran while this load was staging; nothing was stored (load again)".into(),
+        )),
+        Some("lost_lock") => Err(LoadError::Invalid(
+            "the data lock lapsed while this load was staging; nothing was stored".into(),
+        )),
+        _ => Err(LoadError::Invalid(format!(
+            "the swap found the staged release incomplete: {reply:?}"
+        ))),
+    }
 }
 
-/// Removes the live data set. Returns how many records it had (0 when none).
-pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
+/// Removes the records no kept release uses (those of dropped releases,
+/// and of loads that failed after staging). Runs under the [`DataLock`].
+/// Returns how many were removed.
+pub async fn collect_garbage(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
+    let kept: Vec<String> = conn.zrange(keys.releases(), 0, -1).await?;
+    let mut used: FxHashSet<Digest> = FxHashSet::default();
+    for id in &kept {
+        let digests: Option<Vec<u8>> = conn.get(keys.release_part(id, "digests")).await?;
+        for d in digests.unwrap_or_default().chunks_exact(16) {
+            used.insert(d.try_into().expect("16 bytes"));
+        }
+    }
+    // HKEYS is one pass over ~50k 16-byte names (a few ms); Redis 7.0 has
+    // no HSCAN NOVALUES to page it without the values.
+    let fields: Vec<Vec<u8>> = conn.hkeys(keys.records()).await?;
+    let unused: Vec<&Vec<u8>> = fields
+        .iter()
+        .filter(|f| {
+            <[u8; 16]>::try_from(f.as_slice())
+                .map(|d| !used.contains(&d))
+                .unwrap_or(true)
+        })
+        .collect();
+    let mut removed = 0u64;
+    for batch in unused.chunks(1000) {
+        let n: u64 = redis::cmd("HDEL")
+            .arg(keys.records())
+            .arg(batch)
+            .query_async(conn)
+            .await?;
+        removed += n;
+    }
+    Ok(removed)
+}
+
+/// Removes every release and record. Returns the live release's record
+/// count (0 when none) and how many releases were removed.
+pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<(u64, u64)> {
     lua::DELETE_DATA
         .key(keys.current())
-        .key(keys.genes())
-        .arg(keys.version_prefix())
+        .key(keys.releases())
+        .key(keys.generation())
+        .key(keys.records())
+        .key(keys.releases_seen())
+        .arg(keys.release_prefix())
         .invoke_async(conn)
         .await
 }
 
-/// The live version's `part` (`ids`, `stats`, `meta`), or None when no data is loaded.
+/// The live release's id and `part`, or None when no data is loaded.
 pub async fn current_part(
     conn: &mut Conn,
     keys: &Keys,
     part: &str,
-) -> redis::RedisResult<Option<Vec<u8>>> {
+) -> redis::RedisResult<Option<(String, Vec<u8>)>> {
     lua::CURRENT_PART
         .key(keys.current())
-        .arg(keys.version_prefix())
+        .arg(keys.release_prefix())
         .arg(part)
         .invoke_async(conn)
         .await
 }
 
 /// [`current_part`] as two plain GETs, for the hot path of every plot job: a
-/// script costs Redis several times what two GETs do. The pair is consistent:
-/// a version replaced between the two stays readable for
-/// [`OLD_VERSION_GRACE_SECS`], and a data set deleted between them reads as
-/// None, as it would a moment later.
+/// script costs Redis several times what two GETs do. A release replaced
+/// between the two is still kept (or, with one kept, reads as None, as it
+/// would a moment later).
 pub async fn current_part_plain(
     conn: &mut Conn,
     keys: &Keys,
     part: &str,
 ) -> redis::RedisResult<Option<Vec<u8>>> {
-    let Some(version) = current_version(conn, keys).await? else {
+    let Some(id) = current_release(conn, keys).await? else {
         return Ok(None);
     };
-    conn.get(keys.version_part(&version, part)).await
+    conn.get(keys.release_part(&id, part)).await
 }
 
-/// What the live data set is (records, source, when loaded), or None when no data is loaded.
-pub async fn summary(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<LoadSummary>> {
-    let Some(meta) = current_part(conn, keys, "meta").await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&meta).map(Some).map_err(|e| {
+/// A kept release's `part`, or None when it is not kept.
+pub async fn release_part(
+    conn: &mut Conn,
+    keys: &Keys,
+    id: &str,
+    part: &str,
+) -> redis::RedisResult<Option<Vec<u8>>> {
+    conn.get(keys.release_part(id, part)).await
+}
+
+/// The live release's id, or None when no data is loaded.
+pub async fn current_release(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<String>> {
+    conn.get(keys.current()).await
+}
+
+/// The kept releases' ids, oldest first.
+pub async fn kept_releases(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Vec<String>> {
+    conn.zrange(keys.releases(), 0, -1).await
+}
+
+/// True when `id` was swapped in at some time (since the last DELETE /data).
+pub async fn was_seen(conn: &mut Conn, keys: &Keys, id: &str) -> redis::RedisResult<bool> {
+    conn.sismember(keys.releases_seen(), id).await
+}
+
+/// True when `id` is kept.
+pub async fn is_kept(conn: &mut Conn, keys: &Keys, id: &str) -> redis::RedisResult<bool> {
+    let score: Option<f64> = conn.zscore(keys.releases(), id).await?;
+    Ok(score.is_some())
+}
+
+fn parse_info(meta: &[u8]) -> redis::RedisResult<ReleaseInfo> {
+    serde_json::from_slice(meta).map_err(|e| {
         redis::RedisError::from((
             redis::ErrorKind::Parse,
-            "the data set's summary is not valid JSON",
+            "a release's meta is not valid JSON",
             e.to_string(),
         ))
     })
 }
 
-/// The live version's name and the length of its `blob`, or None when no data is loaded.
-pub async fn current_blob(
+/// What release `id` is, or None when it is not kept.
+pub async fn release_info(
     conn: &mut Conn,
     keys: &Keys,
-) -> redis::RedisResult<Option<(String, u64)>> {
-    let reply: Option<(String, u64)> = lua::CURRENT_BLOB
-        .key(keys.current())
-        .arg(keys.version_prefix())
-        .invoke_async(conn)
-        .await?;
-    Ok(reply)
+    id: &str,
+) -> redis::RedisResult<Option<ReleaseInfo>> {
+    match release_part(conn, keys, id, "meta").await? {
+        Some(meta) => parse_info(&meta).map(Some),
+        None => Ok(None),
+    }
 }
 
-/// True when a data set is loaded.
-pub async fn is_loaded(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<bool> {
-    conn.exists(keys.current()).await
+/// What the live release is, or None when no data is loaded.
+pub async fn summary(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<ReleaseInfo>> {
+    match current_part(conn, keys, "meta").await? {
+        Some((_, meta)) => parse_info(&meta).map(Some),
+        None => Ok(None),
+    }
 }
 
-/// The live version's name, or None when no data is loaded.
-pub async fn current_version(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<Option<String>> {
-    conn.get(keys.current()).await
-}
-
-/// A version's `index` part and, when it has none (stored before indexes
-/// existed), its `blob` to build one from. None when the version is gone.
-pub async fn version_index(
+/// Every kept release, oldest first, and the live one's id.
+pub async fn kept_infos(
     conn: &mut Conn,
     keys: &Keys,
-    version: &str,
-) -> redis::RedisResult<Option<IndexSource>> {
-    let (index, blob_len): (Option<Vec<u8>>, u64) = redis::pipe()
-        .get(keys.version_part(version, "index"))
-        .strlen(keys.version_part(version, "blob"))
+) -> redis::RedisResult<(Vec<ReleaseInfo>, Option<String>)> {
+    let (ids, live): (Vec<String>, Option<String>) = redis::pipe()
+        .zrange(keys.releases(), 0, -1)
+        .get(keys.current())
         .query_async(conn)
         .await?;
-    if let Some(index) = index {
-        return Ok(Some(IndexSource::Index(index)));
+    if ids.is_empty() {
+        return Ok((Vec::new(), live));
     }
-    if blob_len == 0 {
-        return Ok(None);
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.get(keys.release_part(id, "meta"));
     }
-    let blob: Option<Vec<u8>> = conn.get(keys.version_part(version, "blob")).await?;
-    Ok(blob.map(IndexSource::Blob))
+    let metas: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
+    let infos = metas
+        .iter()
+        .flatten()
+        .map(|m| parse_info(m))
+        .collect::<Result<_, _>>()?;
+    Ok((infos, live))
 }
 
-/// Where a version's index comes from.
-pub enum IndexSource {
-    Index(Vec<u8>),
-    Blob(Vec<u8>),
+/// The parts a reader needs to serve a release: meta, digests, withdrawn
+/// file and, when still stored, the index. None when it is not kept.
+pub struct ReleaseParts {
+    pub meta: Vec<u8>,
+    pub digests: Vec<u8>,
+    pub withdrawn: Vec<u8>,
+    pub index: Option<Vec<u8>>,
 }
 
-/// What [`records_at`] found.
-pub enum RecordsAt {
-    /// The records, in the order asked (None for an id the set lacks).
-    Records(Vec<Option<Bytes>>),
-    /// The live version is another one (None: no data is loaded).
-    Stale(Option<String>),
-}
-
-/// The records of `ids`, if `version` is still the live one: a reader that
-/// chose the ids from that version's index gets that version's records, or
-/// learns which version replaced it. One HMGET, no script: the hash names
-/// its own version ([`VERSION_FIELD`]), and the swap replaces the hash whole.
-pub async fn records_at(
+pub async fn release_parts(
     conn: &mut Conn,
     keys: &Keys,
-    version: &str,
-    ids: &[&str],
-) -> redis::RedisResult<RecordsAt> {
-    let mut cmd = redis::cmd("HMGET");
-    cmd.arg(keys.genes()).arg(VERSION_FIELD).arg(ids);
-    let mut reply: Vec<Option<Vec<u8>>> = cmd.query_async(conn).await?;
-    let stamp = if reply.is_empty() {
-        None
-    } else {
-        reply.remove(0)
+    id: &str,
+) -> redis::RedisResult<Option<ReleaseParts>> {
+    let (meta, digests, withdrawn, index): (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    ) = redis::pipe()
+        .get(keys.release_part(id, "meta"))
+        .get(keys.release_part(id, "digests"))
+        .get(keys.release_part(id, "withdrawn"))
+        .get(keys.release_part(id, "index"))
+        .query_async(conn)
+        .await?;
+    Ok(match (meta, digests) {
+        (Some(meta), Some(digests)) => Some(ReleaseParts {
+            meta,
+            digests,
+            withdrawn: withdrawn.unwrap_or_default(),
+            index,
+        }),
+        _ => None,
+    })
+}
+
+/// Which release a read must still find, checked in the same round trip as
+/// the records it reads.
+pub enum Check<'a> {
+    /// The live release must (still) be this one.
+    Live(&'a str),
+    /// This release must (still) be kept.
+    Kept(&'a str),
+}
+
+/// What [`records_checked`] found.
+pub enum Checked {
+    /// The records, in the order asked (None for a record no longer stored).
+    Records(Vec<Option<Bytes>>),
+    /// The check failed: the live release is now the one named (None: no
+    /// data), or the kept one is no longer kept.
+    Moved(Option<String>),
+}
+
+/// The records named by `digests`, read in one round trip with the check
+/// that the release they belong to is still the one the reader means.
+/// Records are immutable and named by content, so no script is needed:
+/// what matters is only whether the release is still live (or kept).
+pub async fn records_checked(
+    conn: &mut Conn,
+    keys: &Keys,
+    check: Check<'_>,
+    digests: &[&[u8]],
+) -> redis::RedisResult<Checked> {
+    let mut pipe = redis::pipe();
+    match check {
+        Check::Live(_) => pipe.get(keys.current()),
+        Check::Kept(id) => pipe.zscore(keys.releases(), id),
     };
-    let live = match stamp {
-        Some(v) => String::from_utf8(v).ok(),
-        // A set stored before versions were stamped in the hash (or none):
-        // the live version's name tells.
-        None => current_version(conn, keys).await?,
-    };
-    if live.as_deref() != Some(version) || reply.len() != ids.len() {
-        return Ok(RecordsAt::Stale(live));
+    if !digests.is_empty() {
+        pipe.cmd("HMGET").arg(keys.records()).arg(digests);
     }
-    Ok(RecordsAt::Records(
-        reply.into_iter().map(|r| r.map(Bytes::from)).collect(),
+    let mut reply: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let records: Vec<Option<Vec<u8>>> = if digests.is_empty() {
+        Vec::new()
+    } else {
+        redis::from_redis_value(reply.pop().unwrap_or(redis::Value::Nil))?
+    };
+    let first = reply.pop().unwrap_or(redis::Value::Nil);
+    match check {
+        Check::Live(id) => {
+            let live: Option<String> = redis::from_redis_value(first)?;
+            if live.as_deref() != Some(id) {
+                return Ok(Checked::Moved(live));
+            }
+        }
+        Check::Kept(_) => {
+            if matches!(first, redis::Value::Nil) {
+                return Ok(Checked::Moved(None));
+            }
+        }
+    }
+    Ok(Checked::Records(
+        records.into_iter().map(|r| r.map(Bytes::from)).collect(),
     ))
 }
 
-/// One record as stored, or None.
-pub async fn get_gene(
-    conn: &mut Conn,
+/// A release's records as one JSON array (`[r1,r2,...]`, `data_bytes`
+/// long), read from Redis in batches only as fast as the consumer takes
+/// them, so memory stays at a few batches whatever the data size. If the
+/// release stops being kept meanwhile, the body is cut (an error), never a
+/// truncated array that parses.
+pub fn stream_records(
+    conn: &Conn,
     keys: &Keys,
-    id: &HgncId,
-) -> redis::RedisResult<Option<Bytes>> {
-    let v: Option<Vec<u8>> = conn.hget(keys.genes(), id.as_str()).await?;
-    Ok(v.map(Bytes::from))
-}
-
-/// The live data set's records as one JSON array, read from Redis in chunks
-/// only as fast as the consumer takes them, so memory stays at a few chunks
-/// whatever the data size. Returns the stream and its total length, or None
-/// when no data is loaded.
-pub async fn stream_blob(
-    conn: &mut Conn,
-    keys: &Keys,
-) -> redis::RedisResult<
-    Option<(
-        impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-        u64,
-    )>,
-> {
-    let Some((version, len)) = current_blob(conn, keys).await? else {
-        return Ok(None);
-    };
-    let key = keys.version_part(&version, "blob");
-    let mut conn = conn.clone();
+    release: &str,
+    digests: std::sync::Arc<Vec<Digest>>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let (mut conn, keys, release) = (conn.clone(), keys.clone(), release.to_string());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::spawn(async move {
-        let mut offset = 0u64;
-        while offset < len {
-            let end = (offset + DATA_CHUNK).min(len) - 1;
-            let r: redis::RedisResult<Vec<u8>> = redis::cmd("GETRANGE")
-                .arg(&key)
-                .arg(offset)
-                .arg(end)
-                .query_async(&mut conn)
-                .await;
-            let item = match r {
-                Ok(chunk) if chunk.len() as u64 == end - offset + 1 => {
-                    offset = end + 1;
-                    Ok(Bytes::from(chunk))
+        let mut first = true;
+        for batch in digests.chunks(READ_BATCH) {
+            let refs: Vec<&[u8]> = batch.iter().map(|d| &d[..]).collect();
+            let item = match records_checked(&mut conn, &keys, Check::Kept(&release), &refs).await {
+                Ok(Checked::Records(records)) if records.iter().all(Option::is_some) => {
+                    let mut out = Vec::with_capacity(records.len() * 400 + 2);
+                    for r in records.into_iter().flatten() {
+                        out.push(if first { b'[' } else { b',' });
+                        first = false;
+                        out.extend_from_slice(&r);
+                    }
+                    Ok(Bytes::from(out))
                 }
-                // The version vanished (deleted, or replaced long ago): cut the
-                // response rather than send a truncated body that parses.
                 Ok(_) => Err(std::io::Error::other(
-                    "the data set changed while streaming",
+                    "the release stopped being kept while streaming",
                 )),
                 Err(e) => Err(std::io::Error::other(e)),
             };
@@ -385,9 +584,8 @@ pub async fn stream_blob(
                 return;
             }
         }
+        let tail: &'static [u8] = if first { b"[]" } else { b"]" };
+        let _ = tx.send(Ok(Bytes::from_static(tail))).await;
     });
-    Ok(Some((
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
-        len,
-    )))
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

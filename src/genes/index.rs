@@ -258,6 +258,13 @@ impl GeneIndex {
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
     }
+    /// The record whose `hgnc_id` is `id` (as written: `HGNC:5`).
+    pub fn doc_of_id(&self, id: &str) -> Option<DocId> {
+        self.field("hgnc_id")?
+            .exact(&id.to_lowercase())
+            .first()
+            .copied()
+    }
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serializing plain vectors and strings to memory cannot fail.
         postcard::to_allocvec(self).expect("the index serializes")

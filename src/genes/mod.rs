@@ -4,27 +4,36 @@
 //! - [`parse`]: turning it into a [`DataSet`] without copying a record;
 //! - [`index`]: the index of every field, built in that same pass and
 //!   stored with the records;
-//! - [`dataset`]: the Redis layout (db 0) that makes a load atomic for
-//!   readers, and every read of it, GET /data's chunked stream included;
-//! - [`catalog`]: each process's copy of the live version's index.
+//! - [`release`]: what a release is (identity, as-of date, id);
+//! - [`withdrawn`]: HGNC's `withdrawn.txt` and where a withdrawn id points;
+//! - [`dataset`]: the Redis layout (db 0): releases whose records are
+//!   stored once by content, swapped in atomically, and every read of them;
+//! - [`catalog`]: each process's copies of the releases it reads;
+//! - [`diff`]: what changed between two releases, and one gene's history.
 
 mod catalog;
 mod dataset;
+pub mod diff;
 pub mod index;
 mod parse;
+pub mod release;
 mod source;
+pub mod withdrawn;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use catalog::{Catalog, CatalogError, Chosen, RecordsError};
+pub use catalog::{Catalog, CatalogError, Chosen, Pick, RecordsError, Release};
 pub use dataset::{
-    current_blob, current_part, current_part_plain, delete_all, get_gene, is_loaded, records_at,
-    store_and_swap, stream_blob, summary, LoadSummary, RecordsAt, OLD_VERSION_GRACE_SECS,
+    collect_garbage, current_part, current_part_plain, delete_all, generation, kept_infos,
+    records_checked, release_info, release_part, store_and_swap, stream_records, summary, Check,
+    Checked, DataLock, Swapped,
 };
 pub use index::GeneIndex;
-pub use parse::{parse_source, DataSet};
-pub use source::fetch_source;
+pub use parse::{parse_source, DataSet, Digest};
+pub use release::ReleaseInfo;
+pub use source::{fetch_source, Fetched, Validators};
+pub use withdrawn::{Withdrawn, WithdrawnGene};
 
 /// An HGNC identifier, `HGNC:<digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -24,7 +24,23 @@ pub struct DataSet {
     pub records: Vec<(String, Range<usize>)>,
     /// `["HGNC:5", ...]`: the body of GET /genes.
     pub ids: Vec<u8>,
+    /// Each record's [`Digest`], in source order: the name it is stored under.
+    pub digests: Vec<Digest>,
     pub stats: PlotStats,
+    /// The newest `date_modified` of any record (`YYYY-MM-DD`).
+    pub newest_date_modified: Option<String>,
+}
+
+/// A record's name in the store: the first 16 bytes of its SHA-256. The
+/// same record in two releases is stored once.
+pub type Digest = [u8; 16];
+
+pub fn digest(record: &[u8]) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    let full = Sha256::digest(record);
+    let mut d = [0u8; 16];
+    d.copy_from_slice(&full[..16]);
+    d
 }
 
 impl DataSet {
@@ -38,6 +54,15 @@ impl DataSet {
     }
     pub fn source_bytes(&self) -> u64 {
         self.body.len() as u64
+    }
+    /// Length of `[record,record,...]`, the body GET /data sends.
+    pub fn data_bytes(&self) -> u64 {
+        let records: usize = self.records.iter().map(|(_, r)| r.len()).sum();
+        (records + self.records.len().saturating_sub(1) + 2) as u64
+    }
+    /// The complete set's bytes as fetched.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 }
 
@@ -64,6 +89,8 @@ struct DocFields<'a> {
     location: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     date_approved_reserved: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    date_modified: Option<Cow<'a, str>>,
 }
 
 /// Where `inner` (a slice borrowed from `outer`) lies in `outer`.
@@ -91,6 +118,8 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
     let mut seen = std::collections::HashSet::with_capacity(docs.len());
     let mut stats = StatsBuilder::new();
     let mut ids = Vec::with_capacity(docs.len() * 14);
+    let mut digests = Vec::with_capacity(docs.len());
+    let mut newest: Option<String> = None;
     ids.push(b'[');
     for (i, doc) in docs.iter().enumerate() {
         let fields: DocFields = serde_json::from_str(doc.get()).map_err(|e| {
@@ -120,6 +149,12 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
         }
         serde_json::to_writer(&mut ids, id.as_str())
             .map_err(|e| LoadError::Invalid(e.to_string()))?;
+        if let Some(m) = fields.date_modified.as_deref() {
+            if newest.as_deref().is_none_or(|n| m > n) {
+                newest = Some(m.to_string());
+            }
+        }
+        digests.push(digest(doc.get().as_bytes()));
         records.push((id.0, span(&body, doc.get())));
     }
     ids.push(b']');
@@ -129,7 +164,9 @@ pub fn parse_source(body: Bytes) -> Result<DataSet, LoadError> {
         docs,
         records,
         ids,
+        digests,
         stats: stats.finish(),
+        newest_date_modified: newest,
     })
 }
 

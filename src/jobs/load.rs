@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{spawn_blocking_traced, JobContext, JobError};
-use crate::genes::{self, LoadError};
+use crate::genes::{self, release, LoadError};
 
 /// Tells the index builder to stop when the load ends before using it.
 struct AbandonOnDrop(Arc<AtomicBool>);
@@ -24,16 +24,88 @@ pub async fn run(
     ctx: &JobContext,
     job_id: &Uuid,
     source: &str,
-    _withdrawn: Option<&str>,
+    withdrawn: Option<&str>,
 ) -> Result<serde_json::Value, JobError> {
     let _slot = ctx.heavy_slot().await;
-    let mut data = ctx.settings.data.clone();
-    data.source = source.to_string();
+    let settings = &ctx.settings.data;
+    let keys = &ctx.store.keys;
+    let mut conn = ctx.store.data.clone();
     let progress = &ctx.progress;
-    let body = genes::fetch_source(&data, |bytes| {
+    let live = genes::summary(&mut conn, keys).await?;
+    // The same source as the live release: ask the server whether it changed.
+    let since = live
+        .as_ref()
+        .filter(|l| l.source == source)
+        .map(|l| genes::Validators {
+            etag: l.etag.clone(),
+            last_modified: l.last_modified.clone(),
+        });
+    let fetched = genes::fetch_source(source, settings, since.as_ref(), |bytes| {
         progress.report(json!({"stage": "fetching", "bytes": bytes}));
     })
     .await?;
+    let (body, etag, last_modified) = match fetched {
+        genes::Fetched::NotModified => {
+            let live = live.expect("a conditional fetch only with a live release");
+            return Ok(unchanged(&live, "the source answered 304 Not Modified"));
+        }
+        genes::Fetched::Body {
+            body,
+            etag,
+            last_modified,
+        } => (body, etag, last_modified),
+    };
+    let sha256 = release::sha256_hex(&body);
+    // The withdrawn file is part of the release: a missing or bad one fails the load.
+    let withdrawn_file = match withdrawn.map(str::trim).filter(|w| !w.is_empty()) {
+        None => None,
+        Some(w) => {
+            progress.report(json!({"stage": "fetching withdrawn", "source": w}));
+            match genes::fetch_source(w, settings, None, |_| {}).await? {
+                genes::Fetched::Body {
+                    body,
+                    etag,
+                    last_modified,
+                } => Some((w.to_string(), body, etag, last_modified)),
+                genes::Fetched::NotModified => None,
+            }
+        }
+    };
+    let withdrawn_sha = withdrawn_file
+        .as_ref()
+        .map(|(_, b, _, _)| release::sha256_hex(b));
+    if let Some(live) = &live {
+        if live.sha256 == sha256
+            && live.withdrawn.as_ref().map(|w| &w.sha256) == withdrawn_sha.as_ref()
+        {
+            return Ok(unchanged(live, "the same bytes as the live release"));
+        }
+    }
+    let withdrawn_info = match &withdrawn_file {
+        None => None,
+        Some((w, body, etag, last_modified)) => {
+            let parsed = {
+                let body = body.clone();
+                spawn_blocking_traced(move || genes::Withdrawn::parse(&body))
+                    .await
+                    .map_err(|e| {
+                        JobError::permanent(format!("parsing the withdrawn file crashed: {e}"))
+                    })??
+            };
+            let counts = parsed.counts();
+            Some(release::WithdrawnFile {
+                source: w.clone(),
+                bytes: body.len() as u64,
+                sha256: withdrawn_sha.clone().unwrap_or_default(),
+                etag: etag.clone(),
+                last_modified: last_modified.clone(),
+                records: counts.records,
+                entry_withdrawn: counts.entry_withdrawn,
+                merged_split: counts.merged_split,
+            })
+        }
+    };
+
     let bytes = body.len();
     progress.report(json!({"stage": "parsing", "bytes": bytes}));
     // The index is built from the same bytes on a thread of its own while
@@ -61,25 +133,95 @@ pub async fn run(
         .await
         .map_err(|e| JobError::permanent(format!("parsing the source crashed: {e}")))??;
     let records = set.records.len();
-    progress.report(json!({"stage": "storing", "bytes": bytes, "records": records, "stored": 0}));
-    let mut conn = ctx.store.data.clone();
-    let summary = genes::store_and_swap(
-        &mut conn,
-        &ctx.store.keys,
-        &job_id.to_string(),
-        &set,
-        index,
+    let loaded_at = crate::jobs::now();
+    let (as_of, as_of_from) = release::as_of(
         source,
+        last_modified.as_deref(),
+        set.newest_date_modified.as_deref(),
+        &loaded_at,
+    );
+    let id = release::release_id(&as_of, &sha256, withdrawn_sha.as_deref());
+    let info = genes::ReleaseInfo {
+        id: id.clone(),
+        as_of,
+        as_of_from,
+        records: records as u64,
+        source: source.to_string(),
+        source_bytes: set.source_bytes(),
+        sha256,
+        etag,
+        last_modified,
+        loaded_at,
+        job_id: job_id.to_string(),
+        withdrawn: withdrawn_info,
+        data_bytes: set.data_bytes(),
+        version: id,
+    };
+
+    let lock = genes::DataLock::take(&conn, keys, &info.job_id, || {
+        progress.report(json!({"stage": "waiting", "for": "another load to finish"}));
+    })
+    .await?;
+    let generation = genes::generation(&mut conn, keys).await?;
+    progress.report(json!({"stage": "storing", "bytes": bytes, "records": records, "stored": 0}));
+    let withdrawn_bytes = withdrawn_file
+        .as_ref()
+        .map(|(_, b, _, _)| b.clone())
+        .unwrap_or_default();
+    let swapped = genes::store_and_swap(
+        &mut conn,
+        keys,
+        &lock,
+        generation,
+        &set,
+        &withdrawn_bytes,
+        &info,
+        index,
+        settings.keep_releases,
         |stored| {
             progress.report(json!({
                 "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
             }));
         },
     )
-    .await?;
+    .await;
+    let swapped = match swapped {
+        Ok(s) => s,
+        Err(e) => {
+            lock.release().await;
+            return Err(e.into());
+        }
+    };
+    // Unused records go now, while the lock keeps other loads from staging.
+    let removed = genes::collect_garbage(&mut conn, keys).await;
+    lock.release().await;
+    let removed = removed?;
     Ok(json!({
-        "records": summary.records,
-        "source_bytes": summary.source_bytes,
-        "source": summary.source,
+        "release": info.id,
+        "as_of": info.as_of,
+        "records": info.records,
+        "source_bytes": info.source_bytes,
+        "source": info.source,
+        "sha256": info.sha256,
+        "withdrawn": info.withdrawn.as_ref().map(|w| json!({
+            "records": w.records, "entry_withdrawn": w.entry_withdrawn, "merged_split": w.merged_split,
+        })),
+        "unchanged": false,
+        "dropped": swapped.dropped,
+        "records_removed": removed,
     }))
+}
+
+/// The result of a load that found nothing new: nothing was swapped.
+fn unchanged(live: &genes::ReleaseInfo, why: &str) -> serde_json::Value {
+    json!({
+        "release": live.id,
+        "as_of": live.as_of,
+        "records": live.records,
+        "source_bytes": live.source_bytes,
+        "source": live.source,
+        "sha256": live.sha256,
+        "unchanged": true,
+        "reason": why,
+    })
 }

@@ -1,4 +1,7 @@
--- The live version's part ARGV[2], or false. KEYS: current. ARGV: version prefix, part.
+-- The live release's id and its part ARGV[2], or false.
+-- KEYS: current. ARGV: release prefix, part.
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-return redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])
+local part = redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])
+if not part then return false end
+return {v, part}

@@ -1,2 +1,3 @@
--- The parts of one data-set version: <version prefix><version>:<part>.
-local parts = {'blob', 'ids', 'stats', 'meta', 'index'}
+-- The parts of one release: <release prefix><id>:<part>. The records
+-- themselves live once, in the shared records hash, named by digest.
+local parts = {'meta', 'ids', 'digests', 'stats', 'withdrawn', 'index'}

@@ -1,11 +1,17 @@
--- Removes the live data set; returns how many records it had.
--- KEYS: current, genes. ARGV: version prefix.
-local n = redis.call('HLEN', KEYS[2])
--- The hash also names its version (VERSION_FIELD in genes/dataset.rs).
-if redis.call('HGET', KEYS[2], ':version') then n = n - 1 end
-local v = redis.call('GET', KEYS[1])
-redis.call('UNLINK', KEYS[1], KEYS[2])
-if v then
-  for _, p in ipairs(parts) do redis.call('UNLINK', ARGV[1] .. v .. ':' .. p) end
+-- Removes every kept release and every record; a load staging meanwhile
+-- finds the generation changed at its swap and stores nothing.
+-- KEYS: current, releases, generation, records, ids ever seen. ARGV: release prefix.
+-- Returns {records of the live release, releases removed}.
+redis.call('INCR', KEYS[3])
+local n = 0
+local live = redis.call('GET', KEYS[1])
+if live then
+  local meta = redis.call('GET', ARGV[1] .. live .. ':meta')
+  if meta then n = cjson.decode(meta)['records'] or 0 end
 end
-return n
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, id in ipairs(ids) do
+  for _, p in ipairs(parts) do redis.call('UNLINK', ARGV[1] .. id .. ':' .. p) end
+end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
+return {n, #ids}

@@ -54,7 +54,7 @@ pub static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
 /// Refreshes the idle time of an entry its consumer is still running.
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| after(OWNER_CHECK, include_str!("heartbeat.lua")));
-/// Swaps a staged data-set version in.
+/// Swaps a staged release in and drops the oldest past the number kept.
 pub static SWAP_DATA: LazyLock<Script> =
     LazyLock::new(|| after(DATA_PARTS, include_str!("swap_data.lua")));
 /// Stores a PNG and evicts the oldest images past the bounds.
@@ -63,15 +63,15 @@ pub static STORE_IMAGE: LazyLock<Script> =
 /// Removes one image and its bookkeeping.
 pub static DELETE_IMAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("delete_image.lua")));
-/// Deletes the live data set.
+/// Deletes every release and record.
 pub static DELETE_DATA: LazyLock<Script> =
     LazyLock::new(|| after(DATA_PARTS, include_str!("delete_data.lua")));
-/// One part of the live data-set version.
+/// One part of the live release.
 pub static CURRENT_PART: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("current_part.lua")));
-/// The live data-set version and its blob's length.
-pub static CURRENT_BLOB: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("current_blob.lua")));
+/// Takes, renews or gives back the lock one load at a time holds.
+pub static DATA_LOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("data_lock.lua")));
 /// The newest image with its job id.
 pub static LATEST_IMAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("latest_image.lua")));

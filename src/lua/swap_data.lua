@@ -1,17 +1,37 @@
--- Publishes a staged data-set version. KEYS: current, genes, staging genes.
--- ARGV: version, version prefix, seconds the replaced version stays readable.
-local old = redis.call('GET', KEYS[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('RENAME', KEYS[3], KEYS[2])
-  redis.call('PERSIST', KEYS[2])
+-- Publishes a staged release and drops the oldest past the number kept.
+-- KEYS: current, releases (zset id -> load order), generation, lock, order
+-- counter, every id ever swapped in (so an unknown id is told from a dropped one).
+-- ARGV: release id, job id (the lock's holder), generation seen at staging,
+-- releases kept, staging prefix (<p>:staging:<job>:), release prefix (<p>:release:).
+-- Returns {'swapped', dropped ids...}, {'lost_lock'} (another load holds
+-- the lock now), {'deleted'} (DELETE /data ran meanwhile) or {'missing', part}.
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return {'lost_lock'} end
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return {'deleted'} end
+for _, p in ipairs(parts) do
+  if redis.call('EXISTS', ARGV[5] .. p) == 0 then return {'missing', p} end
 end
 for _, p in ipairs(parts) do
-  redis.call('PERSIST', ARGV[2] .. ARGV[1] .. ':' .. p)
+  local dest = ARGV[6] .. ARGV[1] .. ':' .. p
+  redis.call('RENAME', ARGV[5] .. p, dest)
+  redis.call('PERSIST', dest)
 end
+local old = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[5]), ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
+-- Only the live release keeps its index stored: a reader of an older one
+-- builds it from that release's records (and every replica already holds
+-- the index it was serving), so K releases cost one index, not K.
 if old and old ~= ARGV[1] then
-  for _, p in ipairs(parts) do
-    redis.call('EXPIRE', ARGV[2] .. old .. ':' .. p, ARGV[3])
-  end
+  redis.call('UNLINK', ARGV[6] .. old .. ':index')
 end
-return 1
+local reply = {'swapped'}
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if extra > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+    for _, p in ipairs(parts) do redis.call('UNLINK', ARGV[6] .. id .. ':' .. p) end
+    table.insert(reply, id)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+end
+return reply

@@ -6,13 +6,15 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::docs::{Deleted, EmptyBody, GeneFields};
+use super::docs::{Deleted, GeneFields};
 use super::genes::with_total;
 use super::listing::{query_pairs, Format, Listing, Writer};
-use super::{accepted, json_with, prefer_wait, respond, small_body, with, AppState};
+use super::{
+    accepted, json_with, of_release, prefer_wait, release_query, respond, small_body, take_release,
+    with, AppState,
+};
 use crate::error::{ApiError, ErrorBody};
-use crate::genes::LoadSummary;
-use crate::genes::{self, Catalog, Chosen, RecordsAt, RecordsError};
+use crate::genes::{self, Catalog, Chosen, Pick, RecordsError, ReleaseInfo};
 use crate::jobs::Command;
 use crate::jobs::Job;
 use crate::pipeline::Pipeline;
@@ -26,7 +28,9 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
     let store = state.pipeline.store.clone();
     let info = warp::path!("data" / "info")
         .and(warp::get())
+        .and(release_query())
         .and(with(store.clone()))
+        .and(with(state.catalog.clone()))
         .then(data_info)
         .map(respond);
     let data = warp::path!("data").and(
@@ -53,24 +57,47 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
     info.or(data).unify()
 }
 
-/// POST /data takes no parameters: the source is the server's to choose.
-pub(super) fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
+/// What POST /data may ask for: nothing (the server's source), or an
+/// archived release by date, read from the server's archive template.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    /// An archived HGNC release by its date, `YYYY-MM-DD`: the server reads
+    /// it from its archive (`data.archive_source`, HGNC's monthly archive by
+    /// default). The client never names a host.
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    release: Option<String>,
+}
+
+/// Parses POST /data's body: empty, `{}` or `{"release": "YYYY-MM-DD"}`.
+pub(super) fn parse_load_body(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(None);
     }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
     })?;
-    match value.as_object() {
-        Some(o) if o.is_empty() => Ok(()),
-        Some(o) if o.contains_key("source") => Err(ApiError::bad_request(
+    if value.get("source").is_some() {
+        return Err(ApiError::bad_request(
             "source_not_allowed",
             "the data source is set on the server (GENE_API__DATA__SOURCE), not per request; \
-             send POST /data with no body",
-        )),
-        _ => Err(ApiError::bad_request(
+             send POST /data with no body, or {\"release\": \"YYYY-MM-DD\"} for an archived release",
+        ));
+    }
+    let req: LoadRequest = serde_json::from_value(value).map_err(|e| {
+        ApiError::bad_request(
             "unexpected_body",
-            "POST /data takes no body; send it empty",
+            format!("POST /data takes no body, or {{\"release\": \"YYYY-MM-DD\"}}: {e}"),
+        )
+    })?;
+    match req.release {
+        None => Ok(None),
+        Some(d) if genes::release::is_date(&d) => Ok(Some(d)),
+        Some(d) => Err(ApiError::bad_request(
+            "bad_release_date",
+            format!(
+                "release {d:?} is not a date YYYY-MM-DD (HGNC archives monthly, e.g. 2024-07-01)"
+            ),
         )),
     }
 }
@@ -78,22 +105,33 @@ pub(super) fn check_load_body(body: &[u8]) -> Result<(), ApiError> {
 #[utoipa::path(
     post, path = "/data", tag = "data",
     params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
-    request_body(content = Option<EmptyBody>, description = "Nothing, or `{}`: the source is the server's (`GENE_API__DATA__SOURCE`)", content_type = "application/json"),
-    responses((status = 202, description = "A load of the configured source: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
+    request_body(content = Option<LoadRequest>, description = "Nothing, or `{}`: the server's source (`GENE_API__DATA__SOURCE`) and withdrawn file; `{\"release\": \"YYYY-MM-DD\"}`: that archived release, from the server's archive template", content_type = "application/json"),
+    responses((status = 202, description = "A load: the job, queued (follow `Location`); its result names the release, or says `unchanged: true` when the source had not changed", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn post_data(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
-    check_load_body(&body)?;
-    let job = state.pipeline.submit(load_command(&state.pipeline)).await?;
+    let archived = parse_load_body(&body)?;
+    let job = state
+        .pipeline
+        .submit(load_command(&state.pipeline, archived.as_deref()))
+        .await?;
     accepted(&state, job, wait).await
 }
 
-/// A load of the server's configured source.
-pub(super) fn load_command(pipeline: &Pipeline) -> Command {
+/// A load of the server's configured source, or of an archived release.
+pub(super) fn load_command(pipeline: &Pipeline, archived: Option<&str>) -> Command {
+    let data = &pipeline.settings.data;
+    let (source, withdrawn) = match archived {
+        None => (data.source.clone(), data.withdrawn.clone()),
+        Some(date) => (
+            data.archive_source.replace("{date}", date),
+            data.archive_withdrawn.replace("{date}", date),
+        ),
+    };
     Command::Load {
-        source: pipeline.settings.data.source.clone(),
-        withdrawn: Some(pipeline.settings.data.withdrawn.clone()),
+        source,
+        withdrawn: Some(withdrawn).filter(|w| !w.trim().is_empty()),
         trigger: crate::jobs::Trigger::Request,
     }
 }
@@ -118,22 +156,24 @@ pub(super) fn load_command(pipeline: &Pipeline) -> Command {
         (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn get_data(
-    pairs: Vec<(String, String)>,
+    mut pairs: Vec<(String, String)>,
     accept: Option<String>,
     store: Store,
     catalog: Catalog,
 ) -> Result<Response, ApiError> {
     const EXTRA: [&str; 2] = ["fields", "format"];
+    let pick = take_release(&mut pairs)?;
     let mut listing = Listing::parse(pairs, &EXTRA)?;
     if listing.format.is_none() && accept.is_some_and(|a| a.contains("text/tab-separated-values")) {
         listing.format = Some(Format::Tsv);
     }
     let mut conn = store.data.clone();
     if listing.is_plain() {
-        let (stream, len) = genes::stream_blob(&mut conn, &store.keys)
-            .await?
-            .ok_or_else(ApiError::no_data)?;
-        let mut resp = warp::reply::stream(stream).into_response();
+        let release = catalog.release(&mut conn, &store.keys, &pick).await?;
+        let stream =
+            genes::stream_records(&conn, &store.keys, release.id(), release.digests.clone());
+        let len = release.info.data_bytes;
+        let mut resp = of_release(warp::reply::stream(stream).into_response(), release.id());
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -143,66 +183,70 @@ async fn get_data(
         return Ok(resp);
     }
     let chosen = catalog
-        .records(&mut conn, &store.keys, |index| {
-            let (page, total) = listing.select(index, "/data", &EXTRA)?;
-            let first: Vec<String> = page
-                .iter()
-                .take(RECORD_BATCH)
-                .map(|d| index.docs[*d as usize].hgnc_id.clone())
-                .collect();
+        .records(&mut conn, &store.keys, &pick, |release| {
+            let (page, total) = listing.select(&release.index, "/data", &EXTRA)?;
+            let first: Vec<genes::index::DocId> = page.iter().take(RECORD_BATCH).copied().collect();
             Ok::<_, ApiError>(((page, total), first))
         })
         .await;
     let Chosen {
-        index,
+        release,
         extra: (page, total),
         records,
+        ..
     } = match chosen {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(ApiError::no_data()),
+        Ok(c) => c,
         Err(RecordsError::Choose(e)) => return Err(e),
         Err(RecordsError::Catalog(e)) => return Err(e.into()),
     };
     let mut writer = Writer::new(
         listing.format.unwrap_or(Format::Json),
         listing.fields,
-        &index,
+        &release.index,
     );
     let content_type = writer.content_type();
     let mut first = writer.head();
     writer
         .write(&records, &mut first)
         .map_err(ApiError::Internal)?;
-    let rest: Vec<String> = page
+    let rest: Vec<genes::Digest> = page
         .iter()
         .skip(RECORD_BATCH)
-        .map(|d| index.docs[*d as usize].hgnc_id.clone())
+        .map(|d| release.digests[*d as usize])
         .collect();
     let mut resp = if rest.is_empty() {
         first.extend_from_slice(writer.tail());
         Response::new(Bytes::from(first).into())
     } else {
-        // The rest follows in batches, read as the client takes them; if
-        // the data set is replaced meanwhile, the answer is cut, not mixed.
+        // The rest follows in batches, read as the client takes them. The
+        // records are the release's own (immutable, named by content); if
+        // the release stops being kept meanwhile, the answer is cut.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-        let version = index.version.clone();
+        let id = release.id().to_string();
         let (keys, mut conn) = (store.keys.clone(), conn);
         tokio::spawn(async move {
             if tx.send(Ok(Bytes::from(first))).await.is_err() {
                 return;
             }
             for batch in rest.chunks(RECORD_BATCH) {
-                let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
-                let item = match genes::records_at(&mut conn, &keys, &version, &ids).await {
-                    Ok(RecordsAt::Records(records)) => {
+                let digests: Vec<&[u8]> = batch.iter().map(|d| &d[..]).collect();
+                let item = match genes::records_checked(
+                    &mut conn,
+                    &keys,
+                    genes::Check::Kept(&id),
+                    &digests,
+                )
+                .await
+                {
+                    Ok(genes::Checked::Records(records)) if records.iter().all(Option::is_some) => {
                         let mut out = Vec::with_capacity(records.len() * 1024);
                         writer
                             .write(&records, &mut out)
                             .map(|()| Bytes::from(out))
                             .map_err(std::io::Error::other)
                     }
-                    Ok(RecordsAt::Stale(_)) => Err(std::io::Error::other(
-                        "the data set changed while streaming",
+                    Ok(_) => Err(std::io::Error::other(
+                        "the release stopped being kept while streaming",
                     )),
                     Err(e) => Err(std::io::Error::other(e)),
                 };
@@ -218,20 +262,33 @@ async fn get_data(
     };
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(with_total(resp, total))
+    Ok(of_release(with_total(resp, total), release.id()))
 }
 
 #[utoipa::path(
     get, path = "/data/info", tag = "data",
-    responses((status = 200, description = "What the live data set is: records, source, when it was loaded", body = LoadSummary),
+    params(("release" = Option<String>, Query, description = "This kept release instead of the live one", max_length = 64)),
+    responses((status = 200, description = "What the live release (or the one asked for) is: id, as-of date, records, source, sha256, withdrawn file, when it was loaded", body = ReleaseInfo,
+            headers(("X-HGNC-Release" = String, description = "The release answered from"))),
+        (status = 410, description = "The release asked for is no longer kept (`release_not_kept`)", body = ErrorBody),
         (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
-async fn data_info(store: Store) -> Result<Response, ApiError> {
-    let summary = genes::summary(&mut store.data.clone(), &store.keys)
-        .await?
-        .ok_or_else(ApiError::no_data)?;
-    Ok(json_with(StatusCode::OK, &summary))
+async fn data_info(pick: Pick, store: Store, catalog: Catalog) -> Result<Response, ApiError> {
+    let mut conn = store.data.clone();
+    let info = match &pick {
+        Pick::Live => genes::summary(&mut conn, &store.keys).await?,
+        Pick::Release(id) => genes::release_info(&mut conn, &store.keys, id).await?,
+    };
+    match info {
+        Some(info) => Ok(of_release(json_with(StatusCode::OK, &info), &info.id)),
+        // Not kept (or nothing loaded): the catalog says which.
+        None => Err(catalog
+            .release(&mut conn, &store.keys, &pick)
+            .await
+            .err()
+            .map_or_else(ApiError::no_data, Into::into)),
+    }
 }
 
 #[utoipa::path(
@@ -240,10 +297,14 @@ async fn data_info(store: Store) -> Result<Response, ApiError> {
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn delete_data(store: Store) -> Result<Response, ApiError> {
-    let n = genes::delete_all(&mut store.data.clone(), &store.keys).await?;
+    let (n, releases) = genes::delete_all(&mut store.data.clone(), &store.keys).await?;
     Ok(json_with(
         StatusCode::OK,
-        &serde_json::json!({"deleted": n, "message": format!("removed {n} gene records")}),
+        &serde_json::json!({
+            "deleted": n,
+            "releases_deleted": releases,
+            "message": format!("removed the live release's {n} gene records and all {releases} kept releases (the history too)"),
+        }),
     ))
 }
 
@@ -252,15 +313,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn load_body_must_be_empty() {
-        assert!(check_load_body(b"").is_ok());
-        assert!(check_load_body(b" {} ").is_ok());
-        let e = check_load_body(br#"{"source": "/etc/passwd"}"#).unwrap_err();
+    fn load_body_is_empty_or_an_archive_date() {
+        assert_eq!(parse_load_body(b"").unwrap(), None);
+        assert_eq!(parse_load_body(b" {} ").unwrap(), None);
+        assert_eq!(
+            parse_load_body(br#"{"release": "2024-07-23"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("2024-07-23")
+        );
+        let e = parse_load_body(br#"{"source": "/etc/passwd"}"#).unwrap_err();
         assert!(e.to_string().contains("GENE_API__DATA__SOURCE"));
-        assert!(check_load_body(b"{oops")
+        for bad in [
+            &br#"{"release": "../../etc"}"#[..],
+            br#"{"release": "2024-13-01"}"#,
+        ] {
+            assert!(parse_load_body(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("YYYY-MM-DD"));
+        }
+        assert!(parse_load_body(b"{oops")
             .unwrap_err()
             .to_string()
             .contains("malformed"));
-        assert!(check_load_body(b"[1]").is_err());
+        assert!(parse_load_body(b"[1]").is_err());
+        assert!(parse_load_body(br#"{"url": "x"}"#).is_err());
     }
 }

@@ -35,6 +35,8 @@ use crate::error::ApiError;
         super::data::data_info,
         super::genes::get_genes, super::genes::get_gene, super::genes::get_by_symbol,
         super::genes::lookup, super::search::search, super::search::info,
+        super::releases::list, super::releases::one, super::releases::get_diff,
+        super::releases::gene_history, super::releases::symbol_history,
         super::jobs::list_jobs, super::jobs::post_job, super::jobs::stats,
         super::jobs::get_job, super::jobs::cancel_job, super::jobs::retry_job,
         super::jobs::job_events,
@@ -46,6 +48,7 @@ use crate::error::ApiError;
     tags(
         (name = "data", description = "The data set: load it, read it whole, remove it"),
         (name = "genes", description = "Genes by HGNC id, symbol, any name or cross-reference, filters and queries"),
+        (name = "releases", description = "HGNC releases: which one answers, the kept ones, what changed between two, a gene's history"),
         (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, dead letters"),
         (name = "images", description = "Plots: make one (a job), fetch the PNG"),
         (name = "operations", description = "Probes, metrics, this contract, the dashboard"),
@@ -95,11 +98,6 @@ pub struct Deleted {
     deleted: u64,
     message: String,
 }
-
-/// `POST /data` takes nothing, or an empty object.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmptyBody {}
 
 /// A plot's parameters, as `POST /image` takes them in a JSON body.
 #[derive(Serialize, ToSchema)]

@@ -120,8 +120,8 @@ async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, Api
     match kind.as_ref().and_then(|k| k.as_str()) {
         Some("load") => {
             let rest = serde_json::to_vec(&fields).unwrap_or_default();
-            data::check_load_body(&rest)?;
-            Ok(data::load_command(&state.pipeline))
+            let archived = data::parse_load_body(&rest)?;
+            Ok(data::load_command(&state.pipeline, archived.as_deref()))
         }
         Some("plot") => {
             let params: HashMap<String, String> = image::as_strings(fields).collect();

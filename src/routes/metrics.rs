@@ -90,10 +90,8 @@ async fn refresh_from_redis(pipeline: &Pipeline) {
         Ok(Some(s)) => {
             metrics::gauge!(m::DATA_LOADED).set(1.0);
             metrics::gauge!(m::DATA_RECORDS).set(s.records as f64);
-            if let Some(age) = s
-                .loaded_at
-                .as_deref()
-                .and_then(|t| humantime::parse_rfc3339(t).ok())
+            if let Some(age) = humantime::parse_rfc3339(&s.loaded_at)
+                .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
             {
                 metrics::gauge!(m::DATA_AGE).set(age.as_secs_f64());

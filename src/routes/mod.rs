@@ -20,6 +20,7 @@ mod image;
 mod jobs;
 mod listing;
 mod metrics;
+mod releases;
 mod search;
 mod whoami;
 
@@ -97,6 +98,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(whoami::routes(state.keys.clone()))
         .unify()
         .or(data::routes(&state))
+        .unify()
+        .or(releases::routes(&state))
         .unify()
         .or(genes::routes(&state))
         .unify()
@@ -227,8 +230,13 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/genes/lookup",
     "/genes/symbol/{symbol}",
     "/genes/{hgnc_id}",
+    "/genes/{hgnc_id}/history",
+    "/genes/symbol/{symbol}/history",
     "/search",
     "/info",
+    "/releases",
+    "/releases/{release}",
+    "/releases/{from}/diff/{to}",
     "/events",
     "/image",
     "/image/{job_id}",
@@ -251,6 +259,9 @@ pub fn example_path(template: &str) -> String {
         .replace("{symbol}", "A1BG")
         .replace("{entry_id}", "1-0")
         .replace("{file}", "swagger-ui.css")
+        .replace("{release}", "live")
+        .replace("{from}", "live")
+        .replace("{to}", "live")
 }
 
 /// The route template a path belongs to, as the metrics label it: ids become
@@ -281,7 +292,12 @@ fn route_template(path: &str) -> &'static str {
         ["genes"] => "/genes",
         ["genes", "lookup"] => "/genes/lookup",
         ["genes", "symbol", _] => "/genes/symbol/{symbol}",
+        ["genes", "symbol", _, "history"] => "/genes/symbol/{symbol}/history",
         ["genes", _] => "/genes/{hgnc_id}",
+        ["genes", _, "history"] => "/genes/{hgnc_id}/history",
+        ["releases"] => "/releases",
+        ["releases", _] => "/releases/{release}",
+        ["releases", _, "diff", _] => "/releases/{from}/diff/{to}",
         ["search"] => "/search",
         ["info"] => "/info",
         ["events"] => "/events",
@@ -330,6 +346,40 @@ fn raw_json(bytes: Bytes) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The header that names the release an answer is of.
+pub const RELEASE_HEADER: &str = "x-hgnc-release";
+
+/// Marks `resp` as read from release `id`.
+fn of_release(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(RELEASE_HEADER, v);
+    }
+    resp
+}
+
+/// `?release=<id>` of a route that takes no other parameter it checks;
+/// absent: the live release.
+fn release_query() -> impl Filter<Extract = (crate::genes::Pick,), Error = Rejection> + Clone {
+    listing::query_pairs().and_then(|mut pairs: Vec<(String, String)>| async move {
+        take_release(&mut pairs).map_err(warp::reject::custom)
+    })
+}
+
+/// Takes `release` out of a route's parameters.
+fn take_release(pairs: &mut Vec<(String, String)>) -> Result<crate::genes::Pick, ApiError> {
+    let mut found = None;
+    pairs.retain(|(k, v)| {
+        if k == "release" {
+            found = Some(v.clone());
+            false
+        } else {
+            true
+        }
+    });
+    crate::genes::Pick::from_param(found.as_deref())
+        .map_err(|m| ApiError::bad_request("bad_release", m))
 }
 
 /// Reads a body of at most [`BODY_LIMIT`] bytes, with or without Content-Length.

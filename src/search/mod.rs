@@ -44,6 +44,10 @@ pub struct SearchAnswer {
     #[serde(rename = "numFound")]
     pub num_found: usize,
     pub docs: Vec<SearchDoc>,
+    /// With `withdrawn=true`: the withdrawn ids whose withdrawn symbol
+    /// matches a bare-term query, and where each points now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<Vec<crate::genes::WithdrawnGene>>,
 }
 
 /// Why a query cannot run on this data set.
@@ -264,7 +268,11 @@ pub fn search(
             }
         })
         .collect();
-    Ok(SearchAnswer { num_found, docs })
+    Ok(SearchAnswer {
+        withdrawn: None,
+        num_found,
+        docs,
+    })
 }
 
 /// A filter that names a field the data set lacks.

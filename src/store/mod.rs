@@ -31,9 +31,14 @@ pub const IMAGE_DB: i64 = 1;
 /// once: request handlers read them on every call.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    genes: String,
+    records: String,
     current: String,
-    version_prefix: String,
+    releases: String,
+    releases_seen: String,
+    release_order: String,
+    release_prefix: String,
+    generation: String,
+    data_lock: String,
     staging_prefix: String,
     job_prefix: String,
     jobs_index: String,
@@ -51,9 +56,14 @@ pub struct Keys {
 impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
-            genes: format!("{prefix}:genes"),
+            records: format!("{prefix}:records"),
             current: format!("{prefix}:data:current"),
-            version_prefix: format!("{prefix}:data:"),
+            releases: format!("{prefix}:releases"),
+            release_order: format!("{prefix}:releases:order"),
+            releases_seen: format!("{prefix}:releases:seen"),
+            release_prefix: format!("{prefix}:release:"),
+            generation: format!("{prefix}:data:generation"),
+            data_lock: format!("{prefix}:data:lock"),
             staging_prefix: format!("{prefix}:staging:"),
             job_prefix: format!("{prefix}:job:"),
             jobs_index: format!("{prefix}:jobs"),
@@ -69,26 +79,42 @@ impl Keys {
         }
     }
     /// Hash `hgnc_id -> record JSON` of the live data set (db 0).
-    pub fn genes(&self) -> &str {
-        &self.genes
+    /// The records of every kept release, each once: digest -> record.
+    pub fn records(&self) -> &str {
+        &self.records
     }
-    /// String naming the live data-set version (db 0).
+    /// The live release's id.
     pub fn current(&self) -> &str {
         &self.current
     }
-    /// Prefix of the versioned data-set keys: `<this><version>:<part>`.
-    pub fn version_prefix(&self) -> &str {
-        &self.version_prefix
+    /// The kept releases, by load order.
+    pub fn releases(&self) -> &str {
+        &self.releases
     }
-    /// One part (`blob`, `ids`, `stats`, `meta`) of one data-set version.
-    pub fn version_part(&self, version: &str, part: &str) -> String {
-        format!("{}{version}:{part}", self.version_prefix)
+    /// Every release id swapped in since the last DELETE /data.
+    pub fn releases_seen(&self) -> &str {
+        &self.releases_seen
     }
-    /// Where a load job stages its records before the swap.
-    pub fn staging_genes(&self, version: &str) -> String {
-        format!("{}{version}:genes", self.staging_prefix)
+    pub fn release_order(&self) -> &str {
+        &self.release_order
     }
-    /// One job record (db 0).
+    pub fn release_prefix(&self) -> &str {
+        &self.release_prefix
+    }
+    pub fn release_part(&self, id: &str, part: &str) -> String {
+        format!("{}{id}:{part}", self.release_prefix)
+    }
+    /// Bumped by DELETE /data, so a load staged before it stores nothing.
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+    pub fn data_lock(&self) -> &str {
+        &self.data_lock
+    }
+    /// Where job `job` stages a release's parts before the swap.
+    pub fn staging(&self, job: &str) -> String {
+        format!("{}{job}:", self.staging_prefix)
+    }
     pub fn job(&self, id: &uuid::Uuid) -> String {
         format!("{}{id}", self.job_prefix)
     }
