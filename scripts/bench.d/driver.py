@@ -809,7 +809,8 @@ class Bench:
         env.update({
             "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
             "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
-            "GENE_API__DATA__SOURCE": self.a.data, "RUST_LOG": "warn",
+            "GENE_API__DATA__SOURCE": self.a.data, "GENE_API__DATA__WITHDRAWN": "",
+            "RUST_LOG": "warn",
             **extra,
         })
         return env

@@ -37,6 +37,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(ROOT, "data", "hgnc_sample.json")
+WITHDRAWN = os.path.join(ROOT, "data", "releases", "withdrawn_2024-07-23.txt")
 PLOTS = 6
 
 
@@ -111,6 +112,8 @@ class Stack:
             "REDIS_IP": "127.0.0.1",
             "REDIS_PORT": str(self.redis_port),
             "GENE_API__DATA__SOURCE": SAMPLE,
+            # A real withdrawn file, so the fuzzer meets 410 gene_withdrawn too.
+            "GENE_API__DATA__WITHDRAWN": WITHDRAWN,
             "GENE_API__HTTP__PORT": str(self.api_port),
             "GENE_API__AUTH__KEYS_FILE": self.keys_file,
             # schemathesis sends `Prefer: wait=N`: keep each such request short.

@@ -88,17 +88,18 @@ impl Withdrawn {
                 return Err(bad(line_no, format!("{} columns, expected 4", cols.len())));
             }
             let id: HgncId = cols[0].parse().map_err(|e| bad(line_no, e))?;
-            let status =
-                match cols[1] {
-                    "Entry Withdrawn" => WithdrawnStatus::EntryWithdrawn,
-                    "Merged/Split" => WithdrawnStatus::MergedSplit,
-                    other => return Err(bad(
+            let status = match cols[1] {
+                "Entry Withdrawn" => WithdrawnStatus::EntryWithdrawn,
+                "Merged/Split" => WithdrawnStatus::MergedSplit,
+                other => {
+                    return Err(bad(
                         line_no,
                         format!(
                             "status {other:?} is neither \"Entry Withdrawn\" nor \"Merged/Split\""
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let symbol = cols[2].trim();
             if symbol.is_empty() {
                 return Err(bad(line_no, "no withdrawn symbol".into()));

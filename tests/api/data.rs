@@ -99,14 +99,18 @@ async fn delete_data_removes_everything_and_is_idempotent() {
     let r = app.delete("/data").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["deleted"], 0);
-    // Nothing of the data set is left behind in db 0 except job bookkeeping.
+    // Nothing of the data set is left behind in db 0 except job bookkeeping,
+    // the generation that tells a load in flight that DELETE ran, and the
+    // counter that orders releases.
     let mut conn = app.redis.conn(0);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("gene-api:*")
         .query(&mut conn)
         .unwrap();
     assert!(
-        keys.iter().all(|k| k.starts_with("gene-api:job")),
+        keys.iter().all(|k| k.starts_with("gene-api:job")
+            || k == "gene-api:data:generation"
+            || k == "gene-api:releases:order"),
         "leftover keys: {keys:?}"
     );
 }
@@ -328,30 +332,46 @@ async fn two_racing_loads_both_finish_and_leave_one_consistent_data_set() {
     let info: Value = ok_json(app.get("/data/info").await).await;
     assert_eq!(info["records"], docs.len(), "{info}");
     let mut conn = app.redis.conn(0);
-    let n: u64 = redis::cmd("HLEN")
-        .arg("gene-api:genes")
-        .query(&mut conn)
-        .unwrap();
-    // The records and the field that names their version.
-    assert_eq!(n, docs.len() as u64 + 1);
-    // The loser's version is scheduled to expire, not leaked.
-    let versions: Vec<String> = redis::cmd("KEYS")
-        .arg("gene-api:data:*:blob")
-        .query(&mut conn)
-        .unwrap();
     let live: String = redis::cmd("GET")
         .arg("gene-api:data:current")
         .query(&mut conn)
         .unwrap();
-    assert_eq!(info["version"], live.as_str(), "{info}");
-    for v in versions {
-        let ttl: i64 = redis::cmd("TTL").arg(&v).query(&mut conn).unwrap();
-        if v.contains(&live) {
-            assert_eq!(ttl, -1, "live version must not expire");
-        } else {
-            assert!(ttl > 0, "old version {v} must expire");
-        }
-    }
+    assert_eq!(info["id"], live.as_str(), "{info}");
+    // Both loads are kept releases; the records hash holds each distinct
+    // record once (the two sets share most of theirs), and nothing staged
+    // is left behind.
+    let kept: Vec<String> = redis::cmd("ZRANGE")
+        .arg("gene-api:releases")
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let distinct: std::collections::HashSet<String> = sample
+        .iter()
+        .chain(other_docs.iter())
+        .map(|d| d.to_string())
+        .collect();
+    let n: usize = redis::cmd("HLEN")
+        .arg("gene-api:records")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(n, distinct.len());
+    let staged: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:staging:*")
+        .query(&mut conn)
+        .unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    // Only the live release keeps a stored index; the other is still read whole.
+    let indexes: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:release:*:index")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(indexes, [format!("gene-api:release:{live}:index")]);
+    let other_release = kept.iter().find(|k| **k != live).unwrap();
+    let older: Vec<Value> = ok_json(app.get(&format!("/data?release={other_release}")).await).await;
+    assert!(older == sample || older == other_docs);
+    assert!(older != *docs, "?release= answered the live release");
 }
 
 /// A 200 answer's JSON body; any other status fails with the body.

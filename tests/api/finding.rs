@@ -675,7 +675,8 @@ async fn info_describes_the_loaded_data_set() {
     let docs = sample_docs();
     let info: Value = app.get("/info").await.json().await.unwrap();
     assert_eq!(info["records"], docs.len());
-    assert_eq!(info["version"], job["id"]);
+    assert_eq!(info["version"], job["result"]["release"]);
+    assert_eq!(info["release"]["job_id"], job["id"]);
     assert_eq!(info["source"], SAMPLE);
     assert!(info["loaded_at"].is_string());
     let field = |name: &str| {
@@ -782,7 +783,8 @@ async fn a_failed_load_keeps_the_old_indexes_and_a_good_one_swaps_them_for_every
     );
     let info: Value = other.get("/info").await.json().await.unwrap();
     assert_eq!(info["records"], docs.len() - 1);
-    assert_eq!(info["version"], job["id"]);
+    assert_eq!(info["release"]["job_id"], job["id"]);
+    assert_eq!(info["version"], job["result"]["release"]);
     let r = other
         .get(&format!(
             "/genes?hgnc_id={}",
@@ -791,27 +793,42 @@ async fn a_failed_load_keeps_the_old_indexes_and_a_good_one_swaps_them_for_every
         .await;
     assert_eq!(total(&r), 0);
 
-    // A version stored without an index (by a release before indexes):
-    // a replica builds it from the version's records.
+    // The release before, whose index is no longer stored (only the live
+    // one's is): a fresh replica builds it from that release's records when
+    // asked for it, and answers from it, not from the live one.
+    let releases: Value = other.get("/releases").await.json().await.unwrap();
+    let older = releases["releases"][1]["id"].as_str().unwrap().to_string();
+    assert_eq!(releases["releases"][0]["id"], job["result"]["release"]);
     let mut redis = app.redis.conn(0);
-    let key = format!("gene-api:data:{}:index", job["id"].as_str().unwrap());
-    let removed: i64 = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
-    assert_eq!(removed, 1);
-    // ... and whose records hash does not name its version either.
-    let removed: i64 = redis::cmd("HDEL")
-        .arg("gene-api:genes")
-        .arg(":version")
+    let stored: i64 = redis::cmd("EXISTS")
+        .arg(format!("gene-api:release:{older}:index"))
         .query(&mut redis)
         .unwrap();
-    assert_eq!(removed, 1);
+    assert_eq!(stored, 0, "a replaced release keeps no stored index");
     let fresh = start((), Mode::Api, test_env(app.redis.port, &source)).await;
     let r = fresh.get("/genes/symbol/ZZRENAMED1").await;
     assert_eq!(r.status(), 200);
+    let r = fresh
+        .get(&format!("/genes/symbol/{old_symbol}?release={older}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-hgnc-release"], older.as_str());
+    assert_eq!(r.json::<Value>().await.unwrap(), docs[0]);
     let r = fresh.get("/data?symbol=zzrenamed1&fields=hgnc_id").await;
     assert_eq!(
         r.json::<Value>().await.unwrap(),
         json!([{"hgnc_id": docs[0]["hgnc_id"]}])
     );
+    let a: Value = fresh
+        .get(&format!(
+            "/search?q={}&release={older}",
+            old_symbol.to_lowercase()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["docs"][0]["hgnc_id"], docs[0]["hgnc_id"]);
     let a: Value = fresh
         .get("/search?q=zzrenamed*")
         .await

@@ -150,6 +150,8 @@ pub fn test_env(redis_port: u16, source: &Path) -> HashMap<String, String> {
         ("GENE_API__WORKERS__HEALTH_HOST", "127.0.0.1".into()),
         ("GENE_API__WORKERS__HEALTH_PORT", "0".into()),
         ("GENE_API__DATA__SOURCE", source.display().to_string()),
+        // The sample has no withdrawn file of its own; the release tests set one.
+        ("GENE_API__DATA__WITHDRAWN", String::new()),
         ("GENE_API__PIPELINE__BLOCK_MS", "100".into()),
         ("GENE_API__PIPELINE__RECLAIM_AFTER_MS", "1000".into()),
         ("GENE_API__PIPELINE__RECLAIM_INTERVAL_MS", "200".into()),

@@ -11,7 +11,7 @@ use std::path::Path;
 use gene_api::app::Mode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, SAMPLE};
+use crate::helpers::{assert_error, sample_docs, spawn_app, spawn_app_with, SAMPLE};
 
 /// The value of the series whose name and labels are exactly `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -141,7 +141,23 @@ async fn data_info_says_what_is_loaded() {
         .as_str()
         .unwrap()
         .ends_with("hgnc_sample.json"));
-    assert_eq!(info["version"], job["id"], "the version is the load job");
+    assert_eq!(info["job_id"], job["id"], "the release names its load job");
+    assert_eq!(info["id"], job["result"]["release"]);
+    assert_eq!(info["version"], info["id"]);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(SAMPLE).unwrap()))
+    };
+    assert_eq!(info["sha256"], sha);
+    // The sample's file name has no date: the newest date_modified in it says.
+    let newest = sample_docs()
+        .iter()
+        .filter_map(|d| d["date_modified"].as_str().map(str::to_string))
+        .max()
+        .unwrap();
+    assert_eq!(info["as_of"], newest.as_str());
+    assert_eq!(info["as_of_from"], "date_modified");
+    assert!(info["id"].as_str().unwrap().starts_with(&newest));
     let loaded = humantime::parse_rfc3339(info["loaded_at"].as_str().unwrap()).unwrap();
     let age = std::time::SystemTime::now().duration_since(loaded).unwrap();
     assert!(age.as_secs() < 60, "{age:?}");

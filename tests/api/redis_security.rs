@@ -17,10 +17,10 @@ use crate::helpers::*;
 /// those gene-api sends (scripts' commands included: Redis checks those too).
 const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels -@all \
      +select +exists +evalsha +script|load +multi +exec \
-     +get +set +setex +mget +append +getrange +strlen +incrby +decrby \
-     +del +unlink +expire +persist +rename \
-     +hset +hget +hmget +hdel +hlen \
-     +zadd +zrem +zcard +zrange +zrangebyscore +zrevrange +zremrangebyrank \
+     +get +set +setex +mget +incr +incrby +decrby \
+     +del +unlink +pexpire +persist +rename \
+     +hset +hget +hmget +hdel +hkeys +sadd +sismember \
+     +zadd +zrem +zcard +zscore +zrange +zrangebyscore +zrevrange +zremrangebyrank \
      +xadd +xack +xdel +xlen +xrange +xrevrange +xtrim +xread +xreadgroup +xautoclaim \
      +xclaim +xpending +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer";
 
@@ -36,6 +36,9 @@ const SENT_ELSEWHERE: &[&str] = &[
     "xgroup|delconsumer", // the reclaimer, for consumers idle for an hour
     "multi",              // dead-lettering an entry (pipeline/delivery.rs), atomically
     "exec",               // the same
+    "pexpire",            // renewing the data lock of a load that runs over 10 s
+    "sismember",          // telling an unknown release from one no longer kept
+    "zscore",             // reads of a release named by ?release=<id>
 ];
 
 const USER: &str = "gene-api";
