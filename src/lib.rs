@@ -45,6 +45,7 @@ pub mod monitoring;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;
+pub mod schedule;
 pub mod search;
 pub mod server;
 pub mod store;
