@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 
 pub use control::{Backlog, ControlError, DeadEntry, Stats};
 pub use reclaimer::Reclaimer;
-pub use refresh::{last_tick, LastOutcome, LastTick, Refresh, TickOutcome, CATCH_UP};
+pub use refresh::{last_tick, rfc3339_ms, LastOutcome, LastTick, Refresh, TickOutcome, CATCH_UP};
 pub use scheduler::Scheduler;
 pub use worker::{StepOutcome, Worker};
 
