@@ -239,3 +239,37 @@ async fn get_schedules_shows_the_next_run_and_the_last_load() {
     let off = Proc::start("api", &redis, &[]);
     assert_eq!(get_schedules(&off).await, Vec::<Value>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_that_finds_the_queue_full_is_recorded_busy_and_queues_nothing() {
+    let redis = RedisServer::start();
+    // No worker: the first tick's load stays queued and fills the queue.
+    let mut env = EVERY_SECOND.to_vec();
+    env.push(("GENE_API__LIMITS__MAX_BACKLOG", "1"));
+    let api = Proc::start("api", &redis, &env);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let s = get_schedules(&api).await.remove(0);
+        if s["last"]["outcome"] == "busy" {
+            break s["last"].clone();
+        }
+        assert!(Instant::now() < deadline, "no tick was refused: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(last["job_id"].is_null() && last["job"].is_null(), "{last}");
+    let message = last["message"].as_str().unwrap();
+    assert!(
+        message.contains("full") && message.contains("limit 1"),
+        "{message}"
+    );
+    let by_tick = scheduled_loads_by_tick(&redis);
+    assert_eq!(by_tick.len(), 1, "only the first tick queued a load");
+    let (first, _) = by_tick.first_key_value().unwrap();
+    assert!(ms_of(last["tick"].as_str().unwrap()) / 1000 > *first);
+    // Logged too (the line comes through a pipe: give it a moment).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api.log_count("the job queue is full: no scheduled load") == 0 {
+        assert!(Instant::now() < deadline, "the refusal was not logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
