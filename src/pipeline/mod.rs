@@ -1,8 +1,9 @@
 //! The job pipeline over one Redis stream and one consumer group, one actor a file:
 //!
 //! - here, [`Pipeline`]: [`Pipeline::submit`] writes the job record, indexes it
-//!   and XADDs the command in one MULTI, so a job is never visible without its
-//!   command or the reverse, and announces the job on the events stream.
+//!   and XADDs the command in one script (`lua/submit_job.lua`), so a job is
+//!   never visible without its command or the reverse, and announces the job
+//!   on the events stream.
 //! - [`delivery`]: running one delivered entry to its end: ownership-checked
 //!   record writes, the XACK in the same script as the final record (the
 //!   effect is written before, so delivery is at-least-once and every job kind
