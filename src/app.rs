@@ -13,7 +13,7 @@ use crate::auth::KeyRing;
 use crate::config::Settings;
 use crate::events::Hub;
 use crate::limits::Limits;
-use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Scheduler, Worker};
+use crate::pipeline::{consumer_name, Pipeline, Reclaimer, Refresh, Scheduler, Worker};
 use crate::routes::{self, AppState};
 use crate::store::Store;
 
@@ -146,6 +146,12 @@ impl Application {
             let reclaimer = Reclaimer::new(pipeline.clone(), consumer_name("reclaimer", 0));
             tasks.spawn(reclaimer.run(shutdown.clone()));
             tasks.spawn(Scheduler::new(pipeline.clone()).run(shutdown.clone()));
+        }
+
+        // Every role looks at the refresh schedule: the claim in Redis makes
+        // it one load per tick, whichever replicas run.
+        if let Some(schedule) = settings.data.refresh_schedule.clone() {
+            tasks.spawn(Refresh::new(pipeline.clone(), schedule).run(shutdown.clone()));
         }
 
         // Every task runs until the token is cancelled; one ending early is a bug,

@@ -247,6 +247,7 @@ pub const OPERATIONS: &[(&str, &str, Option<Scope>)] = {
         ("POST", "/data", Some(Write)),
         ("DELETE", "/data", Some(Admin)),
         ("GET", "/data/info", Some(Read)),
+        ("GET", "/schedules", Some(Read)),
         ("GET", "/genes", Some(Read)),
         ("GET", "/genes/{hgnc_id}", Some(Read)),
         ("GET", "/genes/symbol/{symbol}", Some(Read)),

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::schedule::Schedule;
+
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -151,6 +153,9 @@ pub struct DataSettings {
     /// A cron expression for scheduled loads; empty: none.
     #[serde(default)]
     pub refresh: String,
+    /// `refresh`, parsed when the settings are checked; None when it is empty.
+    #[serde(skip)]
+    pub refresh_schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -318,12 +323,15 @@ impl Settings {
                 builder = builder.set_override(key, value.as_str())?;
             }
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.check()?;
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Enforces what the types do not, and parses the values that have a
+    /// type of their own (`data.refresh` into a [`Schedule`]).
+    fn check(&mut self) -> Result<(), ConfigError> {
+        self.data.refresh_schedule = refresh_schedule(&self.data.refresh)?;
         let rule = |ok: bool, msg: &str| {
             if ok {
                 Ok(())
@@ -416,6 +424,20 @@ impl Settings {
             port.is_some(),
         )
     }
+}
+
+/// `data.refresh` parsed: None when empty (no scheduled loads).
+fn refresh_schedule(expr: &str) -> Result<Option<Schedule>, ConfigError> {
+    if expr.trim().is_empty() {
+        return Ok(None);
+    }
+    Schedule::parse(expr).map(Some).map_err(|why| {
+        ConfigError::Rule(format!(
+            "data.refresh (GENE_API__DATA__REFRESH) must be a cron expression of 5 fields \
+             (minute hour day-of-month month day-of-week, UTC), or 6 with seconds first, \
+             e.g. \"0 0 3 * * *\" for 03:00 daily; got {expr:?}: {why}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -596,5 +618,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+
+    #[test]
+    fn refresh_is_off_by_default_and_parsed_when_set() {
+        let s = Settings::load(&env(&[("REDIS_IP", "r")]), &no_dir()).unwrap();
+        assert_eq!(s.data.refresh, "");
+        assert!(s.data.refresh_schedule.is_none());
+        for expr in ["0 3 * * *", "0 0 3 * * *", "*/5 * * * * *", "  ", "@daily"] {
+            let s = Settings::load(
+                &env(&[("REDIS_IP", "r"), ("GENE_API__DATA__REFRESH", expr)]),
+                &no_dir(),
+            )
+            .unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+            assert_eq!(
+                s.data.refresh_schedule.as_ref().map(|c| c.expr()),
+                Some(expr.trim()).filter(|e| !e.is_empty()),
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_refresh_names_the_setting_the_value_and_the_reason() {
+        for (expr, why) in [
+            ("61 * * * *", "out of bounds"),
+            ("every day", "5 or 6 fields"),
+            ("0 0 3 * * * 2030", "5 or 6 fields"),
+            ("0 0 31 2 *", "no time"),
+        ] {
+            let err = Settings::load(
+                &env(&[("REDIS_IP", "r"), ("GENE_API__DATA__REFRESH", expr)]),
+                &no_dir(),
+            )
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, ConfigError::Rule(_)), "{msg}");
+            assert!(
+                msg.contains("data.refresh (GENE_API__DATA__REFRESH)"),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("{expr:?}")), "{msg}");
+            assert!(msg.to_lowercase().contains(why), "{msg} lacks {why:?}");
+        }
     }
 }

@@ -5,12 +5,13 @@
 //! - [`app`]: builds the process for a [`app::Mode`] (HTTP ingress, workers or
 //!   both) and runs it until one cancellation token says stop.
 //! - [`routes`]: the warp tree, one file per resource (`data`, `genes`,
-//!   `jobs`, `image`, `events`, `metrics`, the dashboard and the OpenAPI
-//!   document with its UI in `docs`); [`error`]: the one error type of the HTTP edge and its
-//!   JSON shape.
+//!   `jobs`, `image`, `events`, `metrics`, `schedules`, the dashboard and
+//!   the OpenAPI document with its UI in `docs`); [`error`]: the one error
+//!   type of the HTTP edge and its JSON shape.
 //! - [`pipeline`]: the stream and its consumer group, one actor a file:
 //!   submission (`mod.rs`), running one entry (`delivery`), the consumer
-//!   (`worker`), taking over dead consumers' entries (`reclaimer`).
+//!   (`worker`), taking over dead consumers' entries (`reclaimer`), retries
+//!   due (`scheduler`), the loads of the refresh schedule (`refresh`).
 //! - [`events`]: one reader per process of the job events stream, fanned out
 //!   to SSE clients and `Prefer: wait`.
 //! - [`jobs`]: the job kinds ([`jobs::Command`]), each kind's work in its own
@@ -20,8 +21,9 @@
 //!   [`plot`]: chart statistics and rendering.
 //! - [`store`]: connections, the key layout, which Redis errors are transient;
 //!   [`lua`]: every Lua script, built once.
-//! - [`config`]: typed settings; [`telemetry`]: logging; [`monitoring`]:
-//!   Prometheus metrics (names, recorder, gauges read when scraped).
+//! - [`config`]: typed settings; [`schedule`]: cron expressions and their
+//!   ticks; [`telemetry`]: logging; [`monitoring`]: Prometheus metrics
+//!   (names, recorder, gauges read when scraped).
 //!
 //! A plot job, followed down: `routes/image.rs` parses `POST /image` into a
 //! [`jobs::Command::Plot`] and calls [`pipeline::Pipeline::submit`];
@@ -45,6 +47,7 @@ pub mod monitoring;
 pub mod pipeline;
 pub mod plot;
 pub mod routes;
+pub mod schedule;
 pub mod search;
 pub mod server;
 pub mod store;

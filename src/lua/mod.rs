@@ -12,6 +12,8 @@ const DATA_PARTS: &str = include_str!("data_parts.lua");
 const EMIT: &str = include_str!("emit.lua");
 const RESET_JOB: &str = include_str!("reset_job.lua");
 const BACKLOG: &str = include_str!("backlog.lua");
+/// `submit_job(K, A)`, with the keys and arguments the scripts below pass it.
+const SUBMIT: &str = include_str!("submit_job.lua");
 
 /// A script made of shared fragments (in order) and its own body.
 fn with(fragments: &[&str], body: &str) -> Script {
@@ -31,7 +33,11 @@ pub static STORE_IF_OWNER: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("store_if_owner.lua")));
 /// Records, indexes, queues and announces a new job, unless the queue is full.
 pub static SUBMIT_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, BACKLOG], include_str!("submit_job.lua")));
+    LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], "return submit_job(KEYS, ARGV)"));
+/// Claims a schedule's tick and queues its job (a submission as above), once
+/// per tick however many replicas ask.
+pub static SCHEDULE_TICK: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], include_str!("schedule_tick.lua")));
 /// Turns a job `running` for the consumer that owns its entry.
 pub static START_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("start_job.lua")));

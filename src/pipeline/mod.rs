@@ -1,8 +1,9 @@
 //! The job pipeline over one Redis stream and one consumer group, one actor a file:
 //!
 //! - here, [`Pipeline`]: [`Pipeline::submit`] writes the job record, indexes it
-//!   and XADDs the command in one MULTI, so a job is never visible without its
-//!   command or the reverse, and announces the job on the events stream.
+//!   and XADDs the command in one script (`lua/submit_job.lua`), so a job is
+//!   never visible without its command or the reverse, and announces the job
+//!   on the events stream.
 //! - [`delivery`]: running one delivered entry to its end: ownership-checked
 //!   record writes, the XACK in the same script as the final record (the
 //!   effect is written before, so delivery is at-least-once and every job kind
@@ -14,6 +15,8 @@
 //!   `reclaim_after` idle), and trims the stream without dropping pending entries.
 //! - [`scheduler`]: puts `retrying` jobs back on the stream when their next
 //!   run is due.
+//! - [`refresh`]: queues a load at every tick of `data.refresh`, one per
+//!   tick however many replicas run.
 //! - [`control`]: what clients steer: cancel, retry, the dead letters, stats.
 //!
 //! What a job does is not here: [`crate::jobs::Command::run`] owns that.
@@ -21,6 +24,7 @@
 mod control;
 mod delivery;
 mod reclaimer;
+mod refresh;
 mod scheduler;
 mod worker;
 
@@ -33,6 +37,7 @@ use tokio::sync::Semaphore;
 
 pub use control::{Backlog, ControlError, DeadEntry, Stats};
 pub use reclaimer::Reclaimer;
+pub use refresh::{last_tick, rfc3339_ms, LastOutcome, LastTick, Refresh, TickOutcome, CATCH_UP};
 pub use scheduler::Scheduler;
 pub use worker::{StepOutcome, Worker};
 
@@ -125,32 +130,43 @@ impl Pipeline {
     #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
     pub async fn submit(&self, command: Command) -> Result<Job, SubmitError> {
         let job = Job::new(command, self.settings.pipeline.max_attempts);
+        let mut script = lua::SUBMIT_JOB.prepare_invoke();
+        self.add_submission(&mut script, &job);
+        if job.params.needs_data() {
+            script.key(self.store.keys.current());
+        }
+        let reply: Vec<String> = script.invoke_async(&mut self.store.data.clone()).await?;
+        self.submitted(&job, &reply)?;
+        Ok(job)
+    }
+
+    /// Adds the keys and arguments of `submit_job` (submit_job.lua) for
+    /// `job` to `script`: KEYS[1..4] and ARGV[1..10]; a script may add more
+    /// after them.
+    fn add_submission(&self, script: &mut redis::ScriptInvocation<'_>, job: &Job) {
         let keys = &self.store.keys;
         let p = &self.settings.pipeline;
-        let id = job.id.to_string();
-        let mut script = lua::SUBMIT_JOB.prepare_invoke();
         script
             .key(keys.job(&job.id))
             .key(keys.jobs_index())
             .key(keys.stream())
-            .key(keys.events());
-        if job.params.needs_data() {
-            script.key(keys.current());
-        }
-        let max = self.settings.limits.max_backlog;
-        let reply: Vec<String> = script
+            .key(keys.events())
             .arg(job.to_json())
             .arg(job.ttl_secs(p.job_ttl.as_secs()))
             .arg(now_ms())
             .arg(p.jobs_index_max)
             .arg(serde_json::to_string(&job.params).unwrap_or_default())
             .arg(p.events_max_len)
-            .arg(&id)
+            .arg(job.id.to_string())
             .arg(job.kind.as_str())
-            .arg(max)
-            .arg(keys.group())
-            .invoke_async(&mut self.store.data.clone())
-            .await?;
+            .arg(self.settings.limits.max_backlog)
+            .arg(keys.group());
+    }
+
+    /// What `submit_job`'s `reply` means for `job`; a queued job is logged
+    /// and counted.
+    fn submitted(&self, job: &Job, reply: &[String]) -> Result<(), SubmitError> {
+        let max = self.settings.limits.max_backlog;
         match reply.first().map(String::as_str) {
             Some("queued") => {}
             Some("no_data") => return Err(SubmitError::NoData),
@@ -166,9 +182,9 @@ impl Pipeline {
                 ))))
             }
         }
-        tracing::info!(job_id = %id, "job queued");
+        tracing::info!(job_id = %job.id, "job queued");
         crate::monitoring::job_submitted(job.kind);
-        Ok(job)
+        Ok(())
     }
 
     /// Adds the write of `job`'s record and the event announcing it to `pipe`.

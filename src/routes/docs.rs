@@ -32,7 +32,7 @@ use crate::error::ApiError;
         super::metrics::scrape, openapi_json, docs_index, docs_file,
         super::dashboard::index, super::whoami::whoami,
         super::data::get_data, super::data::post_data, super::data::delete_data,
-        super::data::data_info,
+        super::data::data_info, super::schedules::list_schedules,
         super::genes::get_genes, super::genes::get_gene, super::genes::get_by_symbol,
         super::genes::lookup, super::search::search, super::search::info,
         super::releases::list, super::releases::one, super::releases::get_diff,
@@ -46,7 +46,7 @@ use crate::error::ApiError;
         super::image::get_image, super::image::delete_image,
     ),
     tags(
-        (name = "data", description = "The data set: load it, read it whole, remove it"),
+        (name = "data", description = "The data set: load it (also on a schedule), read it whole, remove it"),
         (name = "genes", description = "Genes by HGNC id, symbol, any name or cross-reference, filters and queries"),
         (name = "releases", description = "HGNC releases: which one answers, the kept ones, what changed between two, a gene's history"),
         (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, dead letters"),

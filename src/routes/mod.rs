@@ -1,5 +1,5 @@
 //! HTTP routes: one file per resource ([`data`], [`genes`], [`jobs`],
-//! [`image`]), each a set of warp filters that parse input into types and
+//! [`image`], [`schedules`]), each a set of warp filters that parse input into types and
 //! plain async handlers that take what they use (a [`Store`], the
 //! [`Pipeline`], settings). This file assembles the tree and holds the
 //! filters the resources share.
@@ -21,6 +21,7 @@ mod jobs;
 mod listing;
 mod metrics;
 mod releases;
+mod schedules;
 mod search;
 mod whoami;
 
@@ -100,6 +101,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(data::routes(&state))
         .unify()
         .or(releases::routes(&state))
+        .unify()
+        .or(schedules::routes(&state))
         .unify()
         .or(genes::routes(&state))
         .unify()
@@ -226,6 +229,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/docs/{file}",
     "/data",
     "/data/info",
+    "/schedules",
     "/genes",
     "/genes/lookup",
     "/genes/symbol/{symbol}",
@@ -289,6 +293,7 @@ fn route_template(path: &str) -> &'static str {
         ["docs", ..] => "/docs/{file}",
         ["data"] => "/data",
         ["data", "info"] => "/data/info",
+        ["schedules"] => "/schedules",
         ["genes"] => "/genes",
         ["genes", "lookup"] => "/genes/lookup",
         ["genes", "symbol", _] => "/genes/symbol/{symbol}",
@@ -560,6 +565,7 @@ mod tests {
         );
         assert_eq!(route_template("/genes/lookup"), "/genes/lookup");
         assert_eq!(route_template("/search"), "/search");
+        assert_eq!(route_template("/schedules"), "/schedules");
         assert_eq!(
             route_template("/jobs/0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d/retry"),
             "/jobs/{job_id}/retry"

@@ -51,6 +51,7 @@ pub struct Keys {
     images_index: String,
     image_sizes: String,
     image_bytes: String,
+    refresh_schedule: String,
 }
 
 impl Keys {
@@ -76,6 +77,7 @@ impl Keys {
             images_index: format!("{prefix}:images"),
             image_sizes: format!("{prefix}:images:sizes"),
             image_bytes: format!("{prefix}:images:bytes"),
+            refresh_schedule: format!("{prefix}:schedule:refresh"),
         }
     }
     /// Hash `hgnc_id -> record JSON` of the live data set (db 0).
@@ -165,6 +167,10 @@ impl Keys {
     /// Sorted set of image ids by creation time (db 1).
     pub fn images_index(&self) -> &str {
         &self.images_index
+    }
+    /// Hash of the refresh schedule's last claimed tick and its outcome (db 0).
+    pub fn refresh_schedule(&self) -> &str {
+        &self.refresh_schedule
     }
 }
 

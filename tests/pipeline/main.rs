@@ -13,4 +13,5 @@ mod control;
 mod faults;
 mod ops;
 mod scaling;
+mod schedule;
 mod upkeep;
