@@ -7,6 +7,7 @@ mod image;
 mod jobs;
 mod operate;
 mod redis_security;
+mod releases;
 mod resilience;
 mod security;
 #[allow(dead_code)]
