@@ -791,3 +791,89 @@ async fn a_bad_or_missing_withdrawn_file_fails_the_load_and_keeps_the_release() 
         assert_eq!(list["releases"].as_array().unwrap().len(), 1);
     }
 }
+
+/// A source that sends an ETag and Last-Modified, answers 304 to a request
+/// that names its ETag, and counts what it was asked.
+async fn validating_source(
+    body: Vec<u8>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&body))[..16]);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let (body, etag, log) = (body.clone(), etag.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                let conditional = head.contains(&format!("if-none-match: {}", etag.to_lowercase()));
+                log.lock().unwrap().push(if conditional {
+                    "conditional".into()
+                } else {
+                    "plain".into()
+                });
+                let mut r = if conditional {
+                    format!(
+                        "HTTP/1.1 304 Not Modified\r\netag: {etag}\r\nconnection: close\r\n\r\n"
+                    )
+                    .into_bytes()
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\netag: {etag}\r\nlast-modified: Tue, 23 Jul 2024 10:00:00 GMT\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes()
+                };
+                if !conditional {
+                    r.extend_from_slice(&body);
+                }
+                let _ = s.write_all(&r).await;
+            });
+        }
+    });
+    (
+        format!("http://127.0.0.1:{port}/hgnc_complete_set.json"),
+        seen,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_source_costs_one_conditional_request_and_no_swap() {
+    let (url, seen) = validating_source(std::fs::read(set_path(NEW)).unwrap()).await;
+    let app = spawn_app_with(
+        Mode::Serve,
+        Path::new(&url),
+        &[("GENE_API__DATA__WITHDRAWN", &withdrawn_path(NEW))],
+    )
+    .await;
+    let first = app.load().await;
+    assert_eq!(first["status"], "done", "{first}");
+    assert_eq!(first["result"]["unchanged"], false);
+    let release = first["result"]["release"].as_str().unwrap().to_string();
+    let info = json_of(app.get("/data/info").await).await;
+    assert!(info["etag"].as_str().unwrap().starts_with('"'));
+    assert_eq!(info["last_modified"], "Tue, 23 Jul 2024 10:00:00 GMT");
+    // The URL has no date in its name: Last-Modified gives the as-of date.
+    assert_eq!(info["as_of"], "2024-07-23");
+    assert_eq!(info["as_of_from"], "last_modified");
+
+    let second = app.load().await;
+    assert_eq!(second["status"], "done", "{second}");
+    assert_eq!(second["result"]["unchanged"], true, "{second}");
+    assert_eq!(second["result"]["release"], release.as_str());
+    assert_eq!(*seen.lock().unwrap(), ["plain", "conditional"]);
+    let list = json_of(app.get("/releases").await).await;
+    assert_eq!(list["releases"].as_array().unwrap().len(), 1);
+    let info = json_of(app.get("/data/info").await).await;
+    assert_eq!(
+        info["job_id"], first["id"],
+        "the live release is still the first load's"
+    );
+}

@@ -4,6 +4,7 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod procs;
+mod releases;
 #[allow(dead_code)]
 #[path = "../api/sse.rs"]
 mod sse;

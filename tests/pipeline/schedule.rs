@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::helpers::{RedisServer, SAMPLE};
 use crate::procs::*;
 
-/// Any readable file stands in for HGNC's withdrawn.txt until loads read it.
+/// HGNC's withdrawn.txt of the shipped 2024 pair, read by every scheduled load.
 const WITHDRAWN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/data/releases/withdrawn_2024-07-23.txt"
