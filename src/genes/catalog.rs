@@ -319,7 +319,7 @@ impl Catalog {
     ) -> Result<Option<Release>, CatalogError> {
         let info: ReleaseInfo = serde_json::from_slice(&parts.meta)
             .map_err(|e| CatalogError::Corrupt(format!("meta: {e}")))?;
-        if parts.digests.len() % 16 != 0 {
+        if !parts.digests.len().is_multiple_of(16) {
             return Err(CatalogError::Corrupt("digests: not 16-byte names".into()));
         }
         let digests: Vec<Digest> = parts

@@ -463,12 +463,8 @@ pub async fn release_parts(
     keys: &Keys,
     id: &str,
 ) -> redis::RedisResult<Option<ReleaseParts>> {
-    let (meta, digests, withdrawn, index): (
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-    ) = redis::pipe()
+    type Part = Option<Vec<u8>>;
+    let (meta, digests, withdrawn, index): (Part, Part, Part, Part) = redis::pipe()
         .get(keys.release_part(id, "meta"))
         .get(keys.release_part(id, "digests"))
         .get(keys.release_part(id, "withdrawn"))

@@ -130,10 +130,9 @@ fn date_in_name(source: &str) -> Option<String> {
         .unwrap_or(source)
         .rsplit('/')
         .next()?;
-    name.match_indices('_')
+    name.rmatch_indices('_')
         .filter_map(|(i, _)| name.get(i + 1..i + 11))
-        .filter(|d| is_date(d))
-        .last()
+        .find(|d| is_date(d))
         .map(str::to_string)
 }
 

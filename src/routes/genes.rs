@@ -214,7 +214,7 @@ async fn get_by_symbol(
                             Found::NotFound => withdrawn_symbol(release, &symbol),
                             _ => None,
                         };
-                        Err((former, withdrawn, release.id().to_string()))
+                        Err(Box::new((former, withdrawn, release.id().to_string())))
                     }
                 }
             },
@@ -229,30 +229,32 @@ async fn get_by_symbol(
             ))),
         },
         Err(RecordsError::Catalog(e)) => Err(e.into()),
-        Err(RecordsError::Choose((_, Some(w), release))) => Err(withdrawn_error(w, &release)),
-        Err(RecordsError::Choose((found, None, _))) => {
-            let candidates = match found {
-                Found::One(c) => vec![c],
-                Found::Ambiguous(c) => c,
-                Found::NotFound => vec![],
-            };
-            let message = if candidates.is_empty() {
-                format!("no gene has the approved symbol {symbol:?}, nor has it as a previous symbol or alias")
-            } else {
-                let names: Vec<String> = candidates
-                    .iter()
-                    .map(|c| format!("{} ({})", c.symbol, c.hgnc_id))
-                    .collect();
-                format!(
+        Err(RecordsError::Choose(refused)) => match *refused {
+            (_, Some(w), release) => Err(withdrawn_error(w, &release)),
+            (found, None, _) => {
+                let candidates = match found {
+                    Found::One(c) => vec![c],
+                    Found::Ambiguous(c) => c,
+                    Found::NotFound => vec![],
+                };
+                let message = if candidates.is_empty() {
+                    format!("no gene has the approved symbol {symbol:?}, nor has it as a previous symbol or alias")
+                } else {
+                    let names: Vec<String> = candidates
+                        .iter()
+                        .map(|c| format!("{} ({})", c.symbol, c.hgnc_id))
+                        .collect();
+                    format!(
                     "no gene has the approved symbol {symbol:?}; it is a previous symbol or alias of {}",
                     names.join(", ")
                 )
-            };
-            Err(ApiError::GeneNotFound {
-                message,
-                candidates,
-            })
-        }
+                };
+                Err(ApiError::GeneNotFound {
+                    message,
+                    candidates,
+                })
+            }
+        },
     }
 }
 

@@ -24,6 +24,9 @@ fn withdrawn_path(date: &str) -> String {
     format!("{DIR}/withdrawn_{date}.txt")
 }
 
+/// `(hgnc_id, symbol, status)` of a withdrawn id's target.
+type Target = (String, String, String);
+
 /// A release as the test reads it from the fixture files.
 struct Fixture {
     docs: Vec<Value>,
@@ -31,7 +34,7 @@ struct Fixture {
     sha256: String,
     bytes: u64,
     /// id -> (status, symbol, targets `(id, symbol, status)`).
-    withdrawn: HashMap<String, (String, String, Vec<(String, String, String)>)>,
+    withdrawn: HashMap<String, (String, String, Vec<Target>)>,
     withdrawn_rows: Vec<String>,
 }
 
@@ -79,7 +82,7 @@ fn fixture(date: &str) -> Fixture {
 impl Fixture {
     /// Where a withdrawn id points in this release: each target followed
     /// through withdrawn merges to an approved gene (id, symbol, status).
-    fn resolve(&self, id: &str) -> Vec<(String, String, String)> {
+    fn resolve(&self, id: &str) -> Vec<Target> {
         let (_, _, targets) = &self.withdrawn[id];
         targets
             .iter()
