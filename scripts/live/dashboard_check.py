@@ -509,6 +509,29 @@ def checks(args, api, page, expected, width, height, t0, auth):
     ok(f"page loads and shows the data set: {page.text('#dataset-records')} records (the API says {expected}), "
        f"source {page.text('#dataset-source')!r}")
 
+    # The live release, as GET /releases names it, in the data set card and
+    # in the Releases table (with its live badge); the schedule line as
+    # GET /schedules has it.
+    status, releases = api.call("GET", "/releases")
+    if status != 200 or not releases.get("live"):
+        raise CheckFailed(f"GET /releases answered {status}: {releases}")
+    live = releases["live"]
+    page.wait(f"the data set card names the live release {live}", lambda: page.text("#dataset-release") == live, T,
+              state=lambda: {"release": page.text("#dataset-release")})
+    rows = page.wait("the Releases table lists every kept release", lambda: (
+        page.js("return Array.from(document.querySelectorAll('#releases-body tr[data-release]')).map(r => r.dataset.release)")
+        == [r["id"] for r in releases["releases"]]) and page.js(
+        "return Array.from(document.querySelectorAll('#releases-body tr[data-release]')).map(r => r.dataset.release)"), T,
+        state=lambda: {"rows": page.text("#releases-body")})
+    live_row = page.js("return document.querySelector('#releases-body tr[data-release] .badge')?.closest('tr').dataset.release")
+    if live_row != live:
+        raise CheckFailed(f"the row badged live is {live_row!r}, GET /releases says {live!r}")
+    status, schedules = api.call("GET", "/schedules")
+    want = "off" if status == 200 and schedules == [] else "next refresh"
+    page.wait(f"the Releases card's schedule line says {want!r}", lambda: want in page.text("#releases-refresh"), T,
+              state=lambda: {"line": page.text("#releases-refresh")})
+    ok(f"the Releases card lists {len(rows)} kept release(s), {live} badged live; schedule: {page.text('#releases-refresh')!r}")
+
     # 2. Job counts and throughput.
     def counts_match():
         _, stats = api.get("/jobs/stats")
