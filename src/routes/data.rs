@@ -139,6 +139,7 @@ pub(super) fn load_command(pipeline: &Pipeline, archived: Option<&str>) -> Comma
 #[utoipa::path(
     get, path = "/data", tag = "data",
     params(
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
         ("limit" = Option<usize>, Query, description = "At most this many records (1 to 50,000); with any parameter the answer has `X-Total-Count`", minimum = 1, maximum = 50000),
         ("offset" = Option<usize>, Query, description = "Skip this many matching records first", minimum = 0, maximum = 1000000),
         ("fields" = Option<String>, Query, description = "Only these fields, comma-separated, in this order: `hgnc_id,symbol,name`"),
@@ -151,8 +152,9 @@ pub(super) fn load_command(pipeline: &Pipeline, archived: Option<&str>) -> Comma
     responses((status = 200, description = "Every gene record of the live data set, or those the filters pick, in source order (as JSON, or as TSV)", content(
             (Vec<GeneFields> = "application/json"),
             (String = "text/tab-separated-values")),
-            headers(("X-Total-Count" = String, description = "How many records match in all (with any parameter)"))),
-        (status = 400, description = "An unknown parameter or field (the message lists the allowed ones), or a malformed value", body = ErrorBody),
+            headers(("X-Total-Count" = String, description = "How many records match in all (with any parameter)"), ("X-HGNC-Release" = String, description = "The release answered from"))),
+        (status = 400, description = "An unknown parameter or field (the message lists the allowed ones), a malformed value, or not a release id (`bad_release`)", body = ErrorBody),
+        (status = 410, description = "The release asked for is no longer kept (`release_not_kept`, `kept` lists the kept ones)", body = ErrorBody),
         (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn get_data(
@@ -267,11 +269,12 @@ async fn get_data(
 
 #[utoipa::path(
     get, path = "/data/info", tag = "data",
-    params(("release" = Option<String>, Query, description = "This kept release instead of the live one", max_length = 64)),
+    params(("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "What the live release (or the one asked for) is: id, as-of date, records, source, sha256, withdrawn file, when it was loaded", body = ReleaseInfo,
             headers(("X-HGNC-Release" = String, description = "The release answered from"))),
+        (status = 400, description = "Not a release id (`bad_release`)", body = ErrorBody),
         (status = 410, description = "The release asked for is no longer kept (`release_not_kept`)", body = ErrorBody),
-        (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody),
+        (status = 404, description = "No data set is loaded (`no_data`), or no such release (`release_not_found`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn data_info(pick: Pick, store: Store, catalog: Catalog) -> Result<Response, ApiError> {

@@ -74,6 +74,7 @@ pub(super) fn with_total(mut resp: Response, total: usize) -> Response {
 #[utoipa::path(
     get, path = "/genes", tag = "genes",
     params(
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
         ("limit" = Option<usize>, Query, description = "At most this many ids (1 to 50,000); with any parameter the answer has `X-Total-Count`", minimum = 1, maximum = 50000),
         ("offset" = Option<usize>, Query, description = "Skip this many matching ids first", minimum = 0, maximum = 1000000),
         ("symbol" = Option<String>, Query, description = "Filter: the approved symbol (case-insensitive). Any stored field filters the same way (`GET /info` lists them); several filters are AND-ed"),
@@ -85,8 +86,9 @@ pub(super) fn with_total(mut resp: Response, total: usize) -> Response {
     ),
     responses((status = 200, description = "The HGNC ids of every loaded gene, or of those the filters pick, in source order", body = [String],
             headers(("X-Total-Count" = String, description = "How many ids match in all (with any parameter)"))),
-        (status = 400, description = "An unknown parameter or field (the message lists the allowed ones), or a malformed value", body = ErrorBody),
-        (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+        (status = 400, description = "An unknown parameter or field (the message lists the allowed ones), a malformed value, or not a release id (`bad_release`)", body = ErrorBody),
+        (status = 410, description = "The release asked for is no longer kept (`release_not_kept`, `kept` lists the kept ones)", body = ErrorBody),
+        (status = 404, description = "No data set is loaded (`no_data`), or no such release (`release_not_found`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn get_genes(
     mut pairs: Vec<(String, String)>,
@@ -176,9 +178,10 @@ fn withdrawn_symbol(release: &Release, symbol: &str) -> Option<WithdrawnGene> {
 
 #[utoipa::path(
     get, path = "/genes/symbol/{symbol}", tag = "genes",
-    params(("symbol" = String, Path, description = "An approved symbol, any case: `TP53`, `brca1`", min_length = 1, max_length = 256)),
+    params(("symbol" = String, Path, description = "An approved symbol, any case: `TP53`, `brca1`", min_length = 1, max_length = 256), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The record of the gene whose approved symbol this is", body = Gene),
-        (status = 400, description = "An empty or over-long symbol (`bad_symbol`)", body = ErrorBody),
+        (status = 400, description = "An empty or over-long symbol (`bad_symbol`), or not a release id (`bad_release`)", body = ErrorBody),
+        (status = 410, description = "A withdrawn symbol that no gene carries now (`gene_withdrawn`, `withdrawn` says where it went), or a release no longer kept (`release_not_kept`)", body = ErrorBody),
         (status = 404, description = "No gene has this approved symbol (`gene_not_found`; `candidates` names the genes that carry it as a previous symbol or alias), or no data loaded (`no_data`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
@@ -448,7 +451,7 @@ fn classify(release: &Release, term: String) -> LookupAnswer {
 #[utoipa::path(
     post, path = "/genes/lookup", tag = "genes",
     params(
-        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them); default: the live one", max_length = 64),
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
         ("format" = Option<String>, Query, description = "`json` (the default) or `tsv`: HGNC's multi-symbol checker columns (Input, Match type, Approved symbol, HGNC ID), one row per gene a term maps to; also chosen by `Accept: text/tab-separated-values`", pattern = "^(json|tsv)$"),
     ),
     request_body(content = LookupRequest, content_type = "application/json"),
@@ -542,10 +545,11 @@ async fn lookup(
 
 #[utoipa::path(
     get, path = "/genes/{hgnc_id}", tag = "genes",
-    params(("hgnc_id" = String, Path, description = "An HGNC id: `HGNC:5` (or `HGNC%3A5`)", pattern = "^HGNC:[0-9]{1,9}$")),
+    params(("hgnc_id" = String, Path, description = "An HGNC id: `HGNC:5` (or `HGNC%3A5`)", pattern = "^HGNC:[0-9]{1,9}$"), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The gene's record as HGNC publishes it", body = Gene),
-        (status = 400, description = "Not an HGNC id (`bad_hgnc_id`)", body = ErrorBody),
-        (status = 404, description = "No such gene (`gene_not_found`), or no data loaded (`no_data`)", body = ErrorBody),
+        (status = 400, description = "Not an HGNC id (`bad_hgnc_id`), or not a release id (`bad_release`)", body = ErrorBody),
+        (status = 404, description = "No such gene (`gene_not_found`), no such release (`release_not_found`), or no data loaded (`no_data`)", body = ErrorBody),
+        (status = 410, description = "A withdrawn, merged or split id (`gene_withdrawn`: `withdrawn` has its status, withdrawn symbol and the approved genes it points to, chains followed), or a release no longer kept (`release_not_kept`)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn get_gene(
