@@ -162,54 +162,61 @@ pub async fn run(
         progress.report(json!({"stage": "waiting", "for": "another load to finish"}));
     })
     .await?;
-    let generation = genes::generation(&mut conn, keys).await?;
-    progress.report(json!({"stage": "storing", "bytes": bytes, "records": records, "stored": 0}));
-    let withdrawn_bytes = withdrawn_file
-        .as_ref()
-        .map(|(_, b, _, _)| b.clone())
-        .unwrap_or_default();
-    let swapped = genes::store_and_swap(
-        &mut conn,
-        keys,
-        &lock,
-        generation,
-        &set,
-        &withdrawn_bytes,
-        &info,
-        index,
-        settings.keep_releases,
-        |stored| {
-            progress.report(json!({
-                "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
-            }));
-        },
-    )
-    .await;
-    let swapped = match swapped {
-        Ok(s) => s,
-        Err(e) => {
-            lock.release().await;
-            return Err(e.into());
+    // Whatever happens under the lock, it is given back (a load that died
+    // instead would leave it to lapse after 30 s).
+    let outcome = async {
+        // Another load may have swapped in these very files while this one
+        // waited for the lock (two scheduled ticks close together): check again.
+        if let Some(now) = genes::summary(&mut conn, keys).await? {
+            if now.sha256 == info.sha256
+                && now.withdrawn.as_ref().map(|w| &w.sha256) == withdrawn_sha.as_ref()
+            {
+                return Ok(unchanged(&now, "the same bytes as the live release"));
+            }
         }
-    };
-    // Unused records go now, while the lock keeps other loads from staging.
-    let removed = genes::collect_garbage(&mut conn, keys).await;
+        let generation = genes::generation(&mut conn, keys).await?;
+        progress.report(json!({"stage": "storing", "bytes": bytes, "records": records, "stored": 0}));
+        let withdrawn_bytes = withdrawn_file
+            .as_ref()
+            .map(|(_, b, _, _)| b.clone())
+            .unwrap_or_default();
+        let swapped = genes::store_and_swap(
+            &mut conn,
+            keys,
+            &lock,
+            generation,
+            &set,
+            &withdrawn_bytes,
+            &info,
+            index,
+            settings.keep_releases,
+            |stored| {
+                progress.report(json!({
+                    "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
+                }));
+            },
+        )
+        .await?;
+        // Unused records go now, while the lock keeps other loads from staging.
+        let removed = genes::collect_garbage(&mut conn, keys).await?;
+        Ok::<_, JobError>(json!({
+            "release": info.id,
+            "as_of": info.as_of,
+            "records": info.records,
+            "source_bytes": info.source_bytes,
+            "source": info.source,
+            "sha256": info.sha256,
+            "withdrawn": info.withdrawn.as_ref().map(|w| json!({
+                "records": w.records, "entry_withdrawn": w.entry_withdrawn, "merged_split": w.merged_split,
+            })),
+            "unchanged": false,
+            "dropped": swapped.dropped,
+            "records_removed": removed,
+        }))
+    }
+    .await;
     lock.release().await;
-    let removed = removed?;
-    Ok(json!({
-        "release": info.id,
-        "as_of": info.as_of,
-        "records": info.records,
-        "source_bytes": info.source_bytes,
-        "source": info.source,
-        "sha256": info.sha256,
-        "withdrawn": info.withdrawn.as_ref().map(|w| json!({
-            "records": w.records, "entry_withdrawn": w.entry_withdrawn, "merged_split": w.merged_split,
-        })),
-        "unchanged": false,
-        "dropped": swapped.dropped,
-        "records_removed": removed,
-    }))
+    outcome
 }
 
 /// The result of a load that found nothing new: nothing was swapped.
