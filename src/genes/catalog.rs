@@ -149,6 +149,16 @@ impl Catalog {
                         self.set_live(&r);
                         return Ok(r);
                     }
+                    // Still named live but not there: a data set stored by a
+                    // version before releases (its parts had other names).
+                    // It reads as nothing loaded until the next load.
+                    if dataset::current_release(conn, keys).await?.as_deref() == Some(&id) {
+                        tracing::warn!(
+                            version = %id,
+                            "the live data set is of a layout before releases: POST /data to load it again"
+                        );
+                        return Err(CatalogError::NoData);
+                    }
                 }
                 Err(CatalogError::Changing)
             }

@@ -260,12 +260,14 @@ pub async fn store_and_swap(
         .key(keys.data_lock())
         .key(keys.release_order())
         .key(keys.releases_seen())
+        .key(keys.legacy_genes())
         .arg(&info.id)
         .arg(&info.job_id)
         .arg(generation)
         .arg(keep)
         .arg(&staging)
         .arg(keys.release_prefix())
+        .arg(keys.legacy_version_prefix())
         .invoke_async(w.conn)
         .await?;
     match reply.first().map(String::as_str) {

@@ -1,8 +1,10 @@
 -- Publishes a staged release and drops the oldest past the number kept.
 -- KEYS: current, releases (zset id -> load order), generation, lock, order
--- counter, every id ever swapped in (so an unknown id is told from a dropped one).
+-- counter, every id ever swapped in (so an unknown id is told from a dropped
+-- one), the records hash of the layout before releases.
 -- ARGV: release id, job id (the lock's holder), generation seen at staging,
--- releases kept, staging prefix (<p>:staging:<job>:), release prefix (<p>:release:).
+-- releases kept, staging prefix (<p>:staging:<job>:), release prefix
+-- (<p>:release:), the parts' prefix of the layout before releases (<p>:data:).
 -- Returns {'swapped', dropped ids...}, {'lost_lock'} (another load holds
 -- the lock now), {'deleted'} (DELETE /data ran meanwhile) or {'missing', part}.
 if redis.call('GET', KEYS[4]) ~= ARGV[2] then return {'lost_lock'} end
@@ -24,6 +26,14 @@ redis.call('SADD', KEYS[6], ARGV[1])
 -- the index it was serving), so K releases cost one index, not K.
 if old and old ~= ARGV[1] then
   redis.call('UNLINK', ARGV[6] .. old .. ':index')
+  -- A data set of the layout before releases (0.2: one hash of records and
+  -- <p>:data:<version>:<part>) is replaced whole, its keys removed.
+  if redis.call('EXISTS', ARGV[6] .. old .. ':meta') == 0 then
+    redis.call('UNLINK', KEYS[7])
+    for _, p in ipairs({'blob', 'ids', 'stats', 'meta', 'index'}) do
+      redis.call('UNLINK', ARGV[7] .. old .. ':' .. p)
+    end
+  end
 end
 local reply = {'swapped'}
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])

@@ -32,6 +32,8 @@ pub const IMAGE_DB: i64 = 1;
 #[derive(Debug, Clone)]
 pub struct Keys {
     records: String,
+    legacy_genes: String,
+    legacy_version_prefix: String,
     current: String,
     releases: String,
     releases_seen: String,
@@ -58,6 +60,8 @@ impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
             records: format!("{prefix}:records"),
+            legacy_genes: format!("{prefix}:genes"),
+            legacy_version_prefix: format!("{prefix}:data:"),
             current: format!("{prefix}:data:current"),
             releases: format!("{prefix}:releases"),
             release_order: format!("{prefix}:releases:order"),
@@ -112,6 +116,15 @@ impl Keys {
     }
     pub fn data_lock(&self) -> &str {
         &self.data_lock
+    }
+    /// The records hash of the layout before releases (0.2), removed by the
+    /// first swap that finds it.
+    pub fn legacy_genes(&self) -> &str {
+        &self.legacy_genes
+    }
+    /// The parts' prefix of the layout before releases (`<p>:data:`).
+    pub fn legacy_version_prefix(&self) -> &str {
+        &self.legacy_version_prefix
     }
     /// Where job `job` stages a release's parts before the swap.
     pub fn staging(&self, job: &str) -> String {

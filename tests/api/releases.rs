@@ -880,3 +880,50 @@ async fn an_unchanged_source_costs_one_conditional_request_and_no_swap() {
         "the live release is still the first load's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_of_the_layout_before_releases_reads_as_none_until_loaded_and_is_then_removed() {
+    let app = app(&[]).await;
+    // What 0.2 left in Redis: a records hash and its version's parts.
+    let mut conn = app.redis.conn(0);
+    let old = "0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d";
+    let _: () = redis::cmd("SET")
+        .arg("gene-api:data:current")
+        .arg(old)
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("gene-api:genes")
+        .arg("HGNC:5")
+        .arg(r#"{"hgnc_id":"HGNC:5","symbol":"A1BG"}"#)
+        .query(&mut conn)
+        .unwrap();
+    for part in ["blob", "ids", "stats", "meta", "index"] {
+        let _: () = redis::cmd("SET")
+            .arg(format!("gene-api:data:{old}:{part}"))
+            .arg("x")
+            .query(&mut conn)
+            .unwrap();
+    }
+    assert_error(app.get("/genes/HGNC:5").await, 404, "no_data", "POST /data").await;
+    assert_error(app.get("/data").await, 404, "no_data", "POST /data").await;
+    let job = load(&app, json!({})).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(app.get("/genes/HGNC:5").await.status(), 200);
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:data:*")
+        .query(&mut conn)
+        .unwrap();
+    let mut left: Vec<&str> = left.iter().map(String::as_str).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["gene-api:data:current"],
+        "the old layout's keys are gone"
+    );
+    let genes: bool = redis::cmd("EXISTS")
+        .arg("gene-api:genes")
+        .query(&mut conn)
+        .unwrap();
+    assert!(!genes);
+}
