@@ -132,6 +132,17 @@ async fn get_genes(
     ))
 }
 
+/// The one record a read by id or symbol chose, named by its release.
+fn the_record(c: genes::Chosen<()>, asked: &dyn std::fmt::Display) -> Result<Response, ApiError> {
+    match c.records.into_iter().next().flatten() {
+        Some(record) => Ok(of_release(raw_json(record), c.release.id())),
+        None => Err(ApiError::Internal(format!(
+            "{asked} is in the index of release {} but not among its records",
+            c.release.id()
+        ))),
+    }
+}
+
 /// The 410 of a withdrawn id or symbol.
 fn withdrawn_error(w: WithdrawnGene, release: &str) -> ApiError {
     let now: Vec<String> = w
@@ -224,13 +235,7 @@ async fn get_by_symbol(
         )
         .await;
     match chosen {
-        Ok(c) => match c.records.into_iter().next().flatten() {
-            Some(record) => Ok(of_release(raw_json(record), c.release.id())),
-            None => Err(ApiError::Internal(format!(
-                "{symbol} is in the index of release {} but not among its records",
-                c.release.id()
-            ))),
-        },
+        Ok(c) => the_record(c, &symbol),
         Err(RecordsError::Catalog(e)) => Err(e.into()),
         Err(RecordsError::Choose(refused)) => match *refused {
             (_, Some(w), release) => Err(withdrawn_error(w, &release)),
@@ -582,13 +587,7 @@ async fn get_gene(
         )
         .await;
     match chosen {
-        Ok(c) => match c.records.into_iter().next().flatten() {
-            Some(record) => Ok(of_release(raw_json(record), c.release.id())),
-            None => Err(ApiError::Internal(format!(
-                "{id} is in the index of release {} but not among its records",
-                c.release.id()
-            ))),
-        },
+        Ok(c) => the_record(c, &id),
         Err(RecordsError::Catalog(e)) => Err(e.into()),
         Err(RecordsError::Choose((Some(w), release))) => Err(withdrawn_error(w, &release)),
         Err(RecordsError::Choose((None, release))) => Err(ApiError::not_found(

@@ -138,6 +138,18 @@ async fn load(app: &TestApp, body: Value) -> Value {
     app.wait_job(job["id"].as_str().unwrap()).await
 }
 
+/// Loads the 2021 release (from the archive template), then the 2024 one
+/// (the server's source); their ids.
+async fn load_pair(app: &TestApp) -> (String, String) {
+    let mut ids = Vec::new();
+    for body in [json!({"release": OLD}), json!({})] {
+        let job = load(app, body).await;
+        assert_eq!(job["status"], "done", "{job}");
+        ids.push(job["result"]["release"].as_str().unwrap().to_string());
+    }
+    (ids.remove(0), ids.remove(0))
+}
+
 async fn json_of(r: reqwest::Response) -> Value {
     let status = r.status();
     let v: Value = r.json().await.unwrap();
@@ -460,14 +472,7 @@ async fn withdrawn_ids_and_symbols_are_410_with_where_they_went() {
 async fn a_diff_and_histories_say_what_the_files_say() {
     let (old, new) = (fixture(OLD), fixture(NEW));
     let app = app(&[]).await;
-    let r1 = load(&app, json!({"release": OLD})).await["result"]["release"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r2 = load(&app, json!({})).await["result"]["release"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (r1, r2) = load_pair(&app).await;
 
     // What the test expects, from the files.
     let mut want: HashMap<String, &str> = HashMap::new();
@@ -653,14 +658,7 @@ async fn a_diff_and_histories_say_what_the_files_say() {
 async fn old_releases_are_dropped_their_records_collected_and_delete_clears_the_history() {
     let (old, new) = (fixture(OLD), fixture(NEW));
     let app = app(&[("GENE_API__DATA__KEEP_RELEASES", "2")]).await;
-    let r1 = load(&app, json!({"release": OLD})).await["result"]["release"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r2 = load(&app, json!({})).await["result"]["release"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (r1, r2) = load_pair(&app).await;
     let mut conn = app.redis.conn(0);
     let distinct = |sets: &[&[Value]]| -> usize {
         sets.iter()
