@@ -2,9 +2,11 @@
 """The measuring side of scripts/bench (Python 3 standard library only).
 
 scripts/bench builds gene-api, starts a redis-server and gene-api of its own on
-free ports, and runs this driver against them. The driver measures the six
-figures of issue 6, each next to a reference measured in the same run on the
+free ports, and runs this driver against them. The driver measures the figures
+of issues 6 to 21, each next to a reference measured in the same run on the
 same machine, prints one table and optionally writes every raw number as JSON.
+Figures 11-15 (HGNC releases, issue 21) are in releases.py; they start
+redis-servers and gene-apis of their own, loaded with two real releases.
 
 Every figure is also a check: a job that fails, a count that is wrong, a status
 that is not 2xx or a tool that misbehaves stops the run with a non-zero exit.
@@ -14,7 +16,6 @@ The speed targets are only reported (pass/miss), never enforced.
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import math
 import os
@@ -23,13 +24,34 @@ import random
 import resource
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+
+# This script's directory is first on sys.path: the figures' shared parts.
+from benchlib import (
+    BenchError,
+    log,
+    Http,
+    resp_encode,
+    Redis,
+    paired,
+    pct,
+    proc_status_kb,
+    machine_ticks,
+    CpuMeter,
+    cpu_percent,
+    cpu_per,
+    fmt_dict,
+    ts,
+    run_tool,
+    wrk_json,
+    png_size,
+)
+from releases import ReleaseFigures
+
 
 # How much each figure does, per mode. Smoke keeps the same code path with
 # tiny counts so that CI runs it in seconds.
@@ -56,6 +78,10 @@ MODES = {
         "metrics_secs": 4,
         "search_requests": 2000,
         "lookup_runs": 5,
+        "diff_cold_runs": 3,
+        "diff_repeats": 20,
+        "withdrawn_rounds": 5,
+        "release_rounds": 6,
     },
     "smoke": {
         "load_runs": 2,
@@ -79,6 +105,10 @@ MODES = {
         "metrics_secs": 1,
         "search_requests": 50,
         "lookup_runs": 2,
+        "diff_cold_runs": 1,
+        "diff_repeats": 3,
+        "withdrawn_rounds": 1,
+        "release_rounds": 2,
     },
 }
 
@@ -89,302 +119,20 @@ HSET_BATCH = 1000  # records per HSET in the raw-Redis load reference (as gene-a
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-class BenchError(Exception):
-    """A step failed: the message says which and why."""
-
-
-def log(msg):
-    print(f"  - {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# Small clients: HTTP (keep-alive) and Redis (RESP over a socket).
-# --------------------------------------------------------------------------
-
-
-class Http:
-    """One keep-alive connection to gene-api."""
-
-    def __init__(self, port, timeout=60.0):
-        self.port = port
-        self.timeout = timeout
-        self.conn = None
-
-    def _connect(self):
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-
-    def _send(self, method, path, body=None, headers=None):
-        """Sends a request and returns the response, body unread. Reconnects
-        once if the connection was dropped (gene-api closes keep-alive
-        connections idle for longer than http.header_timeout_secs)."""
-        for attempt in (1, 2):
-            if self.conn is None:
-                self._connect()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                return self.conn.getresponse()
-            except (ConnectionError, http.client.HTTPException, socket.timeout) as e:
-                self.close()
-                if attempt == 2:
-                    raise BenchError(f"{method} {path}: {type(e).__name__}: {e}") from e
-        raise AssertionError("unreachable")
-
-    def request(self, method, path, body=None, headers=None):
-        """Returns (status, headers, body bytes)."""
-        resp = self._send(method, path, body, headers)
-        try:
-            data = resp.read()
-        except (ConnectionError, http.client.HTTPException, socket.timeout) as e:
-            self.close()
-            raise BenchError(f"{method} {path}: {type(e).__name__}: {e}") from e
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-
-    def json(self, method, path, expect, body=None, headers=None):
-        status, _, data = self.request(method, path, body, headers)
-        if status not in expect:
-            raise BenchError(f"{method} {path} answered {status}, expected {expect}: {data[:300]!r}")
-        try:
-            return json.loads(data)
-        except ValueError as e:
-            raise BenchError(f"{method} {path}: body is not JSON: {e}") from e
-
-    def stream(self, path, chunk=1 << 20):
-        """GET path reading the body in chunks and dropping it; returns (status, bytes read, Content-Length)."""
-        resp = self._send("GET", path)
-        n = 0
-        while True:
-            piece = resp.read(chunk)
-            if not piece:
-                break
-            n += len(piece)
-        length = resp.getheader("content-length")
-        return resp.status, n, int(length) if length is not None else None
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-def resp_encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        elif isinstance(a, int):
-            a = str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class Redis:
-    """A minimal RESP2 client: enough for INFO, DEL, GET and a raw pipeline."""
-
-    def __init__(self, port, timeout=60.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.file = self.sock.makefile("rb", buffering=1 << 20)
-
-    def _reply(self):
-        line = self.file.readline()
-        if not line:
-            raise BenchError("Redis closed the connection")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise BenchError(f"Redis error: {rest.decode()}")
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.file.read(n + 2)
-            return data[:-2]
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise BenchError(f"unexpected Redis reply {line[:50]!r}")
-
-    def cmd(self, *args):
-        self.sock.sendall(resp_encode(*args))
-        return self._reply()
-
-    def pipeline(self, payload, replies):
-        """Sends pre-encoded commands while reading their replies; returns seconds taken."""
-        err = []
-
-        def send():
-            try:
-                self.sock.sendall(payload)
-            except OSError as e:
-                err.append(e)
-
-        t0 = time.perf_counter()
-        sender = threading.Thread(target=send)
-        sender.start()
-        for _ in range(replies):
-            self._reply()
-        elapsed = time.perf_counter() - t0
-        sender.join()
-        if err:
-            raise BenchError(f"sending to Redis failed: {err[0]}")
-        return elapsed
-
-    def info(self, section):
-        text = self.cmd("INFO", section).decode()
-        out = {}
-        for line in text.splitlines():
-            if ":" in line and not line.startswith("#"):
-                k, v = line.split(":", 1)
-                out[k] = v
-        return out
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-
-# --------------------------------------------------------------------------
-# Numbers and processes.
-# --------------------------------------------------------------------------
-
-
-def paired(rps):
-    """Side-by-side turns: each round measured "on" and "off" back to back, so
-    the figure is the median of the rounds' on/off ratios (drift cancels
-    within a round), beside the medians of each side."""
-    ratios = [a / b for a, b in zip(rps["on"], rps["off"])]
-    return {"on_req_s": rps["on"], "off_req_s": rps["off"], "round_ratios": ratios,
-            "on_median": statistics.median(rps["on"]), "off_median": statistics.median(rps["off"]),
-            "ratio": statistics.median(ratios)}
-
-
-def pct(values, q):
-    """Nearest-rank percentile (q in 0..100)."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    return s[max(0, math.ceil(q / 100 * len(s)) - 1)]
-
-
-def proc_status_kb(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        raise BenchError(f"process {pid} is gone (did gene-api or redis-server die?)") from None
-    raise BenchError(f"/proc/{pid}/status has no {field}")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu():
-    """CPU seconds of this driver and its finished children (wrk, redis-benchmark)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        r = resource.getrusage(who)
-        total += r.ru_utime + r.ru_stime
-    return total
-
-
-def machine_ticks():
-    """(busy without softirq, softirq) clock ticks of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, *_ = map(int, f.readline().split()[1:])
-    return user + nice + system + irq, softirq
-
-
-class CpuMeter:
-    """CPU use of gene-api, redis-server and this driver's children over a stretch of
-    time, and of the machine as a whole: whatever else runs on it shows up as "other"."""
-
-    def __init__(self, pids):
-        self.pids = pids
-        self.t0 = time.perf_counter()
-        self.c0 = {k: cpu_seconds(p) for k, p in pids.items()}
-        self.k0 = children_cpu()
-        self.m0 = machine_ticks()
-
-    def stop(self):
-        """{name: CPU seconds}: each process, "load generator" (this driver and its children:
-        wrk, redis-benchmark), "softirq" (network stack, charged to no process),
-        "other" (everything else on the machine), and "wall" (seconds)."""
-        out = {k: cpu_seconds(p) - self.c0[k] for k, p in self.pids.items()}
-        out["load generator"] = children_cpu() - self.k0
-        tick = os.sysconf("SC_CLK_TCK")
-        busy, soft = (b - a for a, b in zip(self.m0, machine_ticks()))
-        out["softirq"] = soft / tick
-        out["other"] = max(0.0, busy / tick - sum(out.values()) + out["softirq"])
-        out["wall"] = time.perf_counter() - self.t0
-        return out
-
-
-def cpu_percent(cpu):
-    """CPU seconds as % of one core over the wall time (200 = both cores of this machine)."""
-    return {k: round(100 * v / cpu["wall"], 1) for k, v in cpu.items() if k != "wall"}
-
-
-def cpu_per(cpu, n):
-    """CPU microseconds per operation, for n operations (machine-wide shares left out)."""
-    return {k: round(1e6 * v / n, 1) for k, v in cpu.items() if k not in ("wall", "softirq", "other")}
-
-
-def fmt_dict(d):
-    return ", ".join(f"{k} {v:g}" for k, v in d.items())
-
-
-def ts(s):
-    """An RFC 3339 job timestamp as seconds since the epoch."""
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-def run_tool(args, env=None, timeout=120):
-    try:
-        p = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-        )
-    except FileNotFoundError:
-        raise BenchError(f"{args[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{' '.join(args)} did not finish in {timeout} s") from None
-    if p.returncode != 0:
-        raise BenchError(f"{' '.join(args)} exited with {p.returncode}: {p.stderr.strip()[-500:]}")
-    return p.stdout
-
-
-def wrk_json(out):
-    for line in out.splitlines():
-        if line.startswith("WRK_JSON "):
-            return json.loads(line[len("WRK_JSON "):])
-    raise BenchError(f"wrk printed no summary: {out[-500:]}")
-
-
-def png_size(data):
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        raise BenchError("GET /image/<id> did not return a PNG")
-    return struct.unpack(">II", data[16:24])
-
-
 # --------------------------------------------------------------------------
 # The benchmark.
 # --------------------------------------------------------------------------
 
 
-class Bench:
+class Bench(ReleaseFigures):
     def __init__(self, a):
         self.a = a
         self.cfg = MODES["smoke" if a.smoke else "full"]
         self.http = Http(a.http_port)
         self.nocache = None  # (port, process) of the cache-off server, figures 4 and 5
+        self.procs = {}  # every process the driver started: process -> its log file
+        self.index_rss = None  # api VmRSS (kB) before and after it first read the index
+        ReleaseFigures.__init__(self)
         self.redis = Redis(a.redis_port)
         self.raw = {"mode": "smoke" if a.smoke else "full", "config": self.cfg}
         self.rows = []
@@ -529,8 +277,16 @@ class Bench:
         n = len(self.docs)
         times, server_times = [], []
         for i in range(self.cfg["load_runs"]):
+            if i > 0:
+                # The same bytes as the live release would finish `unchanged`
+                # and store nothing (issue 21): each run loads into an empty
+                # data set, as the first does.
+                self.http.json("DELETE", "/data", (200,))
             j, t = self.submit_and_wait("/data", timeout=120, pause=0.002)
-            records = (j.get("result") or {}).get("records")
+            result = j.get("result") or {}
+            if result.get("unchanged") is not False:
+                raise BenchError(f"load job {j['id']} stored nothing: {result}")
+            records = result.get("records")
             if records != n:
                 raise BenchError(f"load job {j['id']} reports {records} records, the source has {n}")
             times.append(t)
@@ -546,6 +302,9 @@ class Bench:
         log(f"load: {', '.join(f'{t * 1000:.0f}' for t in times)} ms")
 
     def check_reads(self):
+        # Since issue 21 a point read also needs the release's index, so
+        # figure 10's RSS row is measured around a first request before them.
+        self.index_rss = self.first_index_read()
         ids = self.http.json("GET", "/genes", (200,))
         if sorted(ids) != sorted(self.by_id):
             raise BenchError(f"GET /genes returned {len(ids)} ids; they differ from the source's {len(self.by_id)}")
@@ -562,6 +321,13 @@ class Bench:
             raise BenchError("GET /data differs from the source's response.docs")
         self.data_bytes = len(data)
         log(f"checked: GET /genes, {self.cfg['check_genes']} GET /genes/<id>, GET /data ({len(data)} bytes)")
+
+    def first_index_read(self):
+        """The api's VmRSS before and after the first request that needs the
+        live release's index (GET /info), which it fetches once."""
+        before = proc_status_kb(self.a.api_pid, "VmRSS")
+        self.http.json("GET", "/info", (200,))
+        return before, proc_status_kb(self.a.api_pid, "VmRSS")
 
     def load_reference(self):
         """Raw Redis: the same records HSET in batches of 1000 plus the array SET, pre-encoded, one pipeline."""
@@ -783,12 +549,8 @@ class Bench:
     def stop_nocache(self):
         if self.nocache:
             proc = self.nocache[1]
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
             self.nocache = None
+            self.stop_proc(proc)
 
     @contextlib.contextmanager
     def against(self, port, pid):
@@ -800,14 +562,14 @@ class Bench:
         finally:
             self.http, self.a.http_port, self.a.api_pid = saved
 
-    def gene_api_env(self, port, extra):
-        """The environment of one more gene-api on the bench's Redis, on
-        `port`: the caller's, less what would change what is measured, and
-        `extra`."""
+    def gene_api_env(self, port, extra, redis_port=None):
+        """The environment of one more gene-api on the bench's Redis (or the
+        one on `redis_port`), on `port`: the caller's, less what would change
+        what is measured, and `extra`."""
         env = {k: v for k, v in os.environ.items()
                if k not in ("APP_ENV", "GENE_API__REDIS__KEY_PREFIX", "REDIS_PASSWORD")}
         env.update({
-            "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(self.a.redis_port),
+            "REDIS_IP": "127.0.0.1", "REDIS_PORT": str(redis_port or self.a.redis_port),
             "GENE_API__HTTP__HOST": "127.0.0.1", "GENE_API__HTTP__PORT": str(port),
             "GENE_API__DATA__SOURCE": self.a.data, "GENE_API__DATA__WITHDRAWN": "",
             "RUST_LOG": "warn",
@@ -815,9 +577,10 @@ class Bench:
         })
         return env
 
-    def start_serve(self, label, extra):
-        """A second `gene-api serve` on the same Redis, with the settings of
-        the main one (scripts/bench) and `extra`; returns (port, process)."""
+    def start_serve(self, label, extra, redis_port=None, command="serve"):
+        """One more `gene-api serve` (or `api`: `command`) on the same Redis
+        (or the one on `redis_port`), with the settings of the main one
+        (scripts/bench) and `extra`; returns (port, process)."""
         ports = []
         for _ in range(2):
             with socket.socket() as sock:
@@ -830,9 +593,8 @@ class Bench:
             "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0", "GENE_API__LIMITS__SUBMISSIONS_PER_SECOND": "0",
             "GENE_API__LIMITS__STREAMS_PER_CLIENT": "0", "GENE_API__LIMITS__MAX_BACKLOG": "0",
             **extra,
-        })
-        log_file = open(os.path.join(self.a.work, f"serve-{label}.log"), "wb")
-        proc = subprocess.Popen([self.a.binary, "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        }, redis_port)
+        proc = self.spawn([self.a.binary, command], env, f"{command}-{label}.log")
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -841,9 +603,45 @@ class Bench:
             except (OSError, BenchError):
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
+                self.stop_proc(proc)
                 raise BenchError(f"the {label} server did not get ready")
             time.sleep(0.1)
+
+    def spawn(self, args, env, log_name):
+        """Starts a process whose output goes to `log_name` in the scratch
+        directory; it is stopped at the end of the run at the latest."""
+        path = os.path.join(self.a.work, log_name)
+        with open(path, "wb") as log_file:
+            proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        self.procs[proc] = path
+        return proc
+
+    def stop_proc(self, proc):
+        """SIGTERM, then SIGKILL after 10 s. Raises if the process logged a
+        panic: every figure is also a check."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        path = self.procs.pop(proc, None)
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                if b"panicked" in f.read():
+                    raise BenchError(f"{os.path.basename(path)}: the process logged a panic")
+
+    def stop_all(self):
+        """Stops every process still running; the first error is raised after all stopped."""
+        first = None
+        for proc in list(self.procs):
+            try:
+                self.stop_proc(proc)
+            except BenchError as e:
+                first = first or e
+        if first:
+            raise first
 
     def pipeline_run(self, port, pid, label):
         c = self.cfg
@@ -911,6 +709,10 @@ class Bench:
     def wrk_turn(self, port, env, what, headers=()):
         """One turn of the paired figures: wrk with `genes.lua` for
         `metrics_secs` against `port`; returns req/s, fails on any error."""
+        return self.wrk_run(port, env, what, headers)["req_s"]
+
+    def wrk_run(self, port, env, what, headers=()):
+        """wrk's summary of one turn (as wrk_turn), with "req_s" added."""
         c = self.cfg
         header_args = [a for h in headers for a in ("-H", h)]
         out = run_tool(
@@ -923,7 +725,8 @@ class Bench:
         bad = w["status_errors"] + w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeout_errors"]
         if w["requests"] == 0 or bad:
             raise BenchError(f"wrk against {what}: {w['requests']} requests, {bad} errors")
-        return w["requests"] / (w["duration_us"] / 1e6)
+        w["req_s"] = w["requests"] / (w["duration_us"] / 1e6)
+        return w
 
     def side_by_side(self, label, env_on, env_off, headers=(), after=None):
         """Point reads against two `gene-api api` processes on the same Redis,
@@ -1021,12 +824,11 @@ class Bench:
         in one pipeline, and what the index costs in Redis and in the process."""
         c = self.cfg
         from urllib.parse import quote
-        rss_before = proc_status_kb(self.a.api_pid, "VmRSS")
+        rss_before, rss_after = self.index_rss or self.first_index_read()
         info = self.http.json("GET", "/info", (200,))
         if info["records"] != len(self.docs):
             raise BenchError(f"GET /info says {info['records']} records, the source has {len(self.docs)}")
-        rss_after = proc_status_kb(self.a.api_pid, "VmRSS")
-        index_bytes = int(self.redis.cmd("STRLEN", f"gene-api:data:{info['version']}:index"))
+        index_bytes = int(self.redis.cmd("STRLEN", f"gene-api:release:{info['version']}:index"))
         if index_bytes == 0:
             raise BenchError("the live version has no stored index")
 
@@ -1104,9 +906,15 @@ class Bench:
             unresolved = sum(1 for a in answers if a.get("not_found"))
             if unresolved:
                 raise BenchError(f"POST /genes/lookup found no gene for {unresolved} terms taken from the source")
-        # Reference: raw Redis fetching 10,000 records by id in one pipeline (HGET each).
-        ids = [rng.choice(self.ids) for _ in range(10_000)]
-        payload = b"".join(resp_encode("HGET", "gene-api:genes", i) for i in ids)
+        # Reference: raw Redis fetching 10,000 records in one pipeline (HGET each),
+        # from the hash that holds them by their digests (issue 21).
+        digests = self.redis.cmd("GET", f"gene-api:release:{info['version']}:digests")
+        ids = json.loads(self.redis.cmd("GET", f"gene-api:release:{info['version']}:ids"))
+        by_id = {i: digests[16 * n:16 * n + 16] for n, i in enumerate(ids)}
+        if len(digests) != 16 * len(ids) or self.redis.cmd("HGET", "gene-api:records", by_id[ids[0]]) is None:
+            raise BenchError("the live release's records are not where the lookup reference reads them")
+        ids = [rng.choice(self.docs)["hgnc_id"] for _ in range(10_000)]
+        payload = b"".join(resp_encode("HGET", "gene-api:records", by_id[i]) for i in ids)
         ref = []
         for _ in range(c["lookup_runs"]):
             t0 = time.perf_counter()
@@ -1320,7 +1128,7 @@ class Bench:
                   "<= 5 ms" if ok is not None else "", ok)
         lk, lref = statistics.median(f["lookup_s"]), statistics.median(f["lookup_reference_s"])
         R(f"10 POST /genes/lookup, {f['lookup_terms']:,} mixed terms (median)", ms(lk), "ms", ms(lref),
-          "raw Redis: 10,000 HGET by id, one pipeline", lk / lref, "<= 100 ms", lk <= 0.1)
+          "raw Redis: 10,000 HGET of records, one pipeline", lk / lref, "<= 100 ms", lk <= 0.1)
         R("10 load with indexes: POST /data -> done (median)", ms(load), "ms", ms(ref),
           "raw Redis pipelined HSET+SET of the same records", load / ref, "<= 400 ms", load <= 0.4)
         R("10 Redis memory for records + indexes", used / 2**20, "MiB", src / 2**20, "source file size", used / src)
@@ -1329,7 +1137,10 @@ class Bench:
         grow = (f["api_rss_kb_after_index"] - f["api_rss_kb_before_index"]) / 1024
         R("10 api RSS growth when it reads the index", grow, "MiB", src / 2**20, "source file size", grow * 2**20 / src)
 
-    def print_table(self):
+        self.release_rows()
+
+    def print_rows(self):
+        """The table of self.rows, in Markdown."""
         def fmt(v):
             if v is None:
                 return "-"
@@ -1355,12 +1166,18 @@ class Bench:
         print("|" + "|".join("---" for _ in head) + "|")
         for ln in lines:
             print("| " + " | ".join(ln) + " |")
+
+    def print_machine(self):
         m = self.raw["machine"]
         src = self.raw["source"]
-        print()
         print(f"ratio = value / reference. Data: {src['path']} ({src['records']:,} records, {src['bytes']:,} bytes); "
               f"machine: {m['nproc']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, Redis {m['redis_version']}; "
               f"gene-api {m['gene_api_commit'] or '(no git)'}.")
+
+    def print_table(self):
+        self.print_rows()
+        print()
+        self.print_machine()
         pr, rg, pl = self.raw["point_reads"], self.raw["redis_get"], self.raw["pipeline"]
         print(f"CPU during GET /genes/<id> (% of one core, 200 = both): {fmt_dict(pr['cpu_percent'])}; "
               f"CPU us per request: {fmt_dict(pr['cpu_us_per_request'])}.")
@@ -1390,6 +1207,7 @@ class Bench:
         print(f"Load, server side (job created_at -> finished_at) median: {statistics.median(loads['server_s']) * 1000:.0f} ms. "
               f"First plot of each kind (not in the percentiles): "
               + ", ".join(f"{k} {v['cold_s'] * 1000:.0f} ms" for k, v in self.raw["plots"].items()) + ".")
+        self.print_release_notes()
 
     def run(self):
         steps = [
@@ -1409,11 +1227,17 @@ class Bench:
             ("8 metrics cost", self.metrics_cost),
             ("9 key check cost", self.auth_cost),
             ("10 finding genes", self.finding),
+            ("11 full diff of two releases", self.release_diff),
+            ("12 load with a withdrawn file", self.release_withdrawn_load),
+            ("13 Redis memory of kept releases", self.release_memory),
+            ("14 api RSS with 3 kept releases", self.release_rss),
+            ("15 reads with ?release=", self.release_reads),
             ("6 footprint (end)", self.footprint_end),
         ]
         if self.a.only:
-            # A development run: the set-up steps and the named figures only,
-            # no table (it needs every figure); the raw numbers still go to --json.
+            # A development run: the set-up steps and the named figures only;
+            # the table has the rows of figures 11-15 that ran (figures 1-10
+            # need each other's numbers); the raw numbers still go to --json.
             wanted = {w.strip() for w in self.a.only.split(",") if w.strip()}
             setup = {"machine", "reading the source", "1 load", "the cache-off server (figures 4 and 5)"}
             known = {name.split(" ")[0] for name, _ in steps}
@@ -1431,8 +1255,17 @@ class Bench:
                 except (OSError, ValueError, KeyError, TypeError) as e:
                     raise BenchError(f"step '{name}': {type(e).__name__}: {e}") from e
         finally:
-            self.stop_nocache()
+            try:
+                self.stop_nocache()
+            finally:
+                self.stop_all()
         if self.a.only:
+            self.release_rows()
+            self.raw["table"] = self.rows
+            if self.rows:
+                print()
+                self.print_rows()
+                self.print_release_notes()
             if self.a.json:
                 with open(self.a.json, "w") as f:
                     json.dump(self.raw, f, indent=1)
@@ -1457,9 +1290,12 @@ def main():
     p.add_argument("--binary", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--releases", required=True,
+                   help="directory of two releases: hgnc_complete_set_<date>.json and withdrawn_<date>.txt each")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--json")
-    p.add_argument("--only", help="comma-separated figure numbers (e.g. 5,7): those figures only, no table")
+    p.add_argument("--only", help="comma-separated figure numbers (e.g. 5,7): those figures only; "
+                                     "the table has the rows of figures 11-15 that ran")
     a = p.parse_args()
     try:
         Bench(a).run()
