@@ -413,7 +413,10 @@ async fn the_events_stream_carries_every_process_s_changes_and_resumes_with_last
 
     let load = submit(&api, json!({"kind": "load"})).await;
     let events = all.until_final(&load, T).await;
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let mut names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    // A load that runs long enough announces its progress as more `running`
+    // events (at most a few a second): the states, in order, are these.
+    names.dedup();
     assert_eq!(names, ["queued", "running", "done"]);
     assert!(events.iter().all(|e| e.id.is_some()));
     let last_id = events.last().unwrap().id.clone().unwrap();
