@@ -237,13 +237,38 @@ impl Catalog {
                 return Ok(d);
             }
         }
-        let ra = self
-            .release(conn, keys, &Pick::Release(a.to_string()))
-            .await?;
         let rb = self
             .release(conn, keys, &Pick::Release(b.to_string()))
             .await?;
-        let Some(d) = super::diff::diff(conn, keys, &ra, &rb).await? else {
+        // The earlier side needs only its ids and digests: a release this
+        // process does not hold is not built whole (its index would be
+        // built from its records, about half of a cold diff's time).
+        let side = match self.cached(a) {
+            Some(ra) => super::diff::Side::of(&ra),
+            None => match dataset::release_ids_and_digests(conn, keys, a).await? {
+                Some((ids, digests)) => {
+                    let ids: Vec<String> = serde_json::from_slice(&ids)
+                        .map_err(|e| CatalogError::Corrupt(format!("ids: {e}")))?;
+                    if digests.len() != ids.len() * 16 {
+                        return Err(CatalogError::Corrupt(
+                            "digests: not one 16-byte name per id".into(),
+                        ));
+                    }
+                    super::diff::Side {
+                        id: a.to_string(),
+                        ids,
+                        digests: Arc::new(
+                            digests
+                                .chunks_exact(16)
+                                .map(|c| c.try_into().expect("16 bytes"))
+                                .collect(),
+                        ),
+                    }
+                }
+                None => return Err(self.not_kept(conn, keys, a).await),
+            },
+        };
+        let Some(d) = super::diff::diff(conn, keys, &side, &rb).await? else {
             return Err(CatalogError::Changing);
         };
         let d = Arc::new(d);

@@ -484,6 +484,20 @@ pub async fn release_parts(
     })
 }
 
+/// A kept release's `ids` and `digests` parts, or None when it is not kept.
+pub async fn release_ids_and_digests(
+    conn: &mut Conn,
+    keys: &Keys,
+    id: &str,
+) -> redis::RedisResult<Option<(Vec<u8>, Vec<u8>)>> {
+    let (ids, digests): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
+        .get(keys.release_part(id, "ids"))
+        .get(keys.release_part(id, "digests"))
+        .query_async(conn)
+        .await?;
+    Ok(ids.zip(digests))
+}
+
 /// Which release a read must still find, checked in the same round trip as
 /// the records it reads.
 pub enum Check<'a> {

@@ -125,18 +125,41 @@ fn locus_group(record: &Map<String, Value>) -> String {
         .to_string()
 }
 
+/// What a diff needs of a release: its id, and each record's id and
+/// digest in source order. The earlier side of a diff is read as just
+/// this (two GETs), without building its index.
+pub struct Side {
+    pub id: String,
+    pub ids: Vec<String>,
+    pub digests: std::sync::Arc<Vec<super::Digest>>,
+}
+
+impl Side {
+    /// The side of a release this process holds whole.
+    pub fn of(r: &Release) -> Self {
+        Self {
+            id: r.id().to_string(),
+            ids: r.index.docs.iter().map(|d| d.hgnc_id.clone()).collect(),
+            digests: r.digests.clone(),
+        }
+    }
+    fn digest(&self, doc: u32) -> &[u8] {
+        &self.digests[doc as usize]
+    }
+}
+
 /// Reads the records of `docs` of `release`, parsed; None when the release
 /// stopped being kept meanwhile.
 async fn read_records(
     conn: &mut Conn,
     keys: &Keys,
-    release: &Release,
+    release: &Side,
     docs: &[u32],
 ) -> redis::RedisResult<Option<Vec<Map<String, Value>>>> {
     let mut out = Vec::with_capacity(docs.len());
     for batch in docs.chunks(dataset::READ_BATCH) {
         let digests: Vec<&[u8]> = batch.iter().map(|d| release.digest(*d)).collect();
-        match dataset::records_checked(conn, keys, Check::Kept(release.id()), &digests).await? {
+        match dataset::records_checked(conn, keys, Check::Kept(&release.id), &digests).await? {
             Checked::Records(records) => {
                 for r in records {
                     let Some(r) = r else { return Ok(None) };
@@ -180,18 +203,18 @@ fn field_changes(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<Fiel
 pub async fn diff(
     conn: &mut Conn,
     keys: &Keys,
-    a: &Release,
+    a: &Side,
     b: &Release,
 ) -> redis::RedisResult<Option<Diff>> {
-    let docs_of = |r: &Release| -> FxHashMap<String, u32> {
-        r.index
-            .docs
+    let b_side = Side::of(b);
+    let docs_of = |r: &Side| -> FxHashMap<String, u32> {
+        r.ids
             .iter()
             .enumerate()
-            .map(|(d, doc)| (doc.hgnc_id.clone(), d as u32))
+            .map(|(d, id)| (id.clone(), d as u32))
             .collect()
     };
-    let (in_a, in_b) = (docs_of(a), docs_of(b));
+    let (in_a, in_b) = (docs_of(a), docs_of(&b_side));
     // Same id, different digest: read both sides.
     let mut both: Vec<(u32, u32)> = in_a
         .iter()
@@ -223,7 +246,7 @@ pub async fn diff(
         .collect();
     let (Some(old), Some(new)) = (
         read_records(conn, keys, a, &a_docs).await?,
-        read_records(conn, keys, b, &b_docs).await?,
+        read_records(conn, keys, &b_side, &b_docs).await?,
     ) else {
         return Ok(None);
     };
@@ -239,7 +262,7 @@ pub async fn diff(
         }
         let (os, ns) = (symbol(o), symbol(n));
         changes.push(Change {
-            hgnc_id: a.index.docs[*da as usize].hgnc_id.clone(),
+            hgnc_id: a.ids[*da as usize].clone(),
             kind: if os != ns {
                 ChangeKind::Renamed
             } else {
@@ -266,7 +289,7 @@ pub async fn diff(
     }
     for (i, d) in gone.iter().enumerate() {
         let o = &old[both.len() + i];
-        let id = &a.index.docs[*d as usize].hgnc_id;
+        let id = &a.ids[*d as usize];
         let withdrawn = b
             .withdrawn
             .get(id)
@@ -299,7 +322,7 @@ pub async fn diff(
     }
     summary.total = changes.len() as u64;
     Ok(Some(Diff {
-        from: a.id().to_string(),
+        from: a.id.clone(),
         to: b.id().to_string(),
         summary,
         changes,
@@ -350,10 +373,16 @@ pub async fn history(
     for r in releases {
         let entry = match r.index.doc_of_id(id) {
             Some(d) => {
-                let Some(mut rec) = read_records(conn, keys, r, &[d]).await? else {
-                    return Ok(None);
-                };
-                let rec = rec.pop().unwrap_or_default();
+                let rec: Map<String, Value> =
+                    match dataset::records_checked(conn, keys, Check::Kept(r.id()), &[r.digest(d)])
+                        .await?
+                    {
+                        Checked::Records(mut found) => match found.pop().flatten() {
+                            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                            None => return Ok(None),
+                        },
+                        Checked::Moved(_) => return Ok(None),
+                    };
                 let s = |f: &str| rec.get(f).and_then(Value::as_str).map(str::to_string);
                 HistoryEntry {
                     release: r.id().to_string(),

@@ -736,6 +736,23 @@ async fn old_releases_are_dropped_their_records_collected_and_delete_clears_the_
     }
     let sample: Vec<Value> = crate::helpers::sample_docs();
     assert_eq!(hlen(&mut conn), distinct(&[&new.docs, &sample]));
+    // A diff with the dropped release, or with one never loaded.
+    assert_error(
+        app.get(&format!("/releases/{r1}/diff/{r2}")).await,
+        410,
+        "release_not_kept",
+        &r3,
+    )
+    .await;
+    assert_error(
+        app.get("/releases/1999-01-01-00000000/diff/live").await,
+        404,
+        "release_not_found",
+        &r2,
+    )
+    .await;
+    let d = json_of(app.get(&format!("/releases/{r2}/diff/live?limit=1")).await).await;
+    assert_eq!(d["to"], r3.as_str());
 
     // DELETE /data removes every release, and says so.
     let r = app.delete("/data").await;
