@@ -268,7 +268,7 @@ impl Catalog {
                 None => return Err(self.not_kept(conn, keys, a).await),
             },
         };
-        let Some(d) = super::diff::diff(conn, keys, &side, &rb).await? else {
+        let Some(d) = super::diff::diff(conn, keys, side, rb).await? else {
             return Err(CatalogError::Changing);
         };
         let d = Arc::new(d);
