@@ -286,11 +286,7 @@ async fn data_info(pick: Pick, store: Store, catalog: Catalog) -> Result<Respons
     match info {
         Some(info) => Ok(of_release(json_with(StatusCode::OK, &info), &info.id)),
         // Not kept (or nothing loaded): the catalog says which.
-        None => Err(catalog
-            .release(&mut conn, &store.keys, &pick)
-            .await
-            .err()
-            .map_or_else(ApiError::no_data, Into::into)),
+        None => Err(super::missing_release(&catalog, &mut conn, &store.keys, &pick).await),
     }
 }
 

@@ -108,11 +108,9 @@ async fn get_genes(
                     Some(ids) => (id.clone(), ids),
                     // Not kept: the catalog names the kept ones.
                     None => {
-                        return Err(catalog
-                            .release(&mut conn, &store.keys, &pick)
-                            .await
-                            .err()
-                            .map_or_else(ApiError::no_data, Into::into))
+                        return Err(
+                            super::missing_release(&catalog, &mut conn, &store.keys, &pick).await,
+                        )
                     }
                 }
             }
@@ -202,17 +200,7 @@ async fn get_by_symbol(
     store: Store,
     catalog: Catalog,
 ) -> Result<Response, ApiError> {
-    let symbol = percent_encoding::percent_decode_str(&raw)
-        .decode_utf8()
-        .map_err(|_| ApiError::bad_request("bad_symbol", "the symbol is not UTF-8"))?
-        .trim()
-        .to_string();
-    if symbol.is_empty() || symbol.len() > MAX_TERM_BYTES {
-        return Err(ApiError::bad_request(
-            "bad_symbol",
-            format!("a symbol is 1 to {MAX_TERM_BYTES} bytes long"),
-        ));
-    }
+    let symbol = parse_symbol(&raw)?;
     let chosen = catalog
         .records(
             &mut store.data.clone(),
@@ -566,9 +554,7 @@ async fn get_gene(
     if raw_id == "lookup" {
         return Err(ApiError::MethodNotAllowed);
     }
-    let id = decode_segment(&raw_id)
-        .parse::<HgncId>()
-        .map_err(|m| ApiError::bad_request("bad_hgnc_id", m))?;
+    let id = parse_hgnc_id(&raw_id)?;
     let chosen = catalog
         .records(
             &mut store.data.clone(),
@@ -597,7 +583,27 @@ async fn get_gene(
     }
 }
 
-/// `HGNC%3A5` and `HGNC:5` are the same id.
-fn decode_segment(s: &str) -> String {
-    s.replace("%3A", ":").replace("%3a", ":")
+/// An HGNC id from a path segment: `HGNC%3A5` and `HGNC:5` are the same id.
+pub(super) fn parse_hgnc_id(raw: &str) -> Result<HgncId, ApiError> {
+    raw.replace("%3A", ":")
+        .replace("%3a", ":")
+        .parse::<HgncId>()
+        .map_err(|m| ApiError::bad_request("bad_hgnc_id", m))
+}
+
+/// A symbol from a path segment: percent-decoded, trimmed, 1 to
+/// [`MAX_TERM_BYTES`] bytes.
+pub(super) fn parse_symbol(raw: &str) -> Result<String, ApiError> {
+    let symbol = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("bad_symbol", "the symbol is not UTF-8"))?
+        .trim()
+        .to_string();
+    if symbol.is_empty() || symbol.len() > MAX_TERM_BYTES {
+        return Err(ApiError::bad_request(
+            "bad_symbol",
+            format!("a symbol is 1 to {MAX_TERM_BYTES} bytes long"),
+        ));
+    }
+    Ok(symbol)
 }

@@ -372,6 +372,21 @@ fn release_query() -> impl Filter<Extract = (crate::genes::Pick,), Error = Rejec
     })
 }
 
+/// The error of a release part that was not found: the release is not
+/// kept, was never loaded, or nothing is loaded (the catalog tells which).
+async fn missing_release(
+    catalog: &crate::genes::Catalog,
+    conn: &mut crate::store::Conn,
+    keys: &crate::store::Keys,
+    pick: &crate::genes::Pick,
+) -> ApiError {
+    catalog
+        .release(conn, keys, pick)
+        .await
+        .err()
+        .map_or_else(ApiError::no_data, Into::into)
+}
+
 /// Takes `release` out of a route's parameters.
 fn take_release(pairs: &mut Vec<(String, String)>) -> Result<crate::genes::Pick, ApiError> {
     let mut found = None;

@@ -13,7 +13,7 @@ use warp::{Filter, Rejection};
 use super::{json_with, limit_param, of_release, only_params, respond, with, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::genes::diff::{self, Change, ChangeKind, HistoryEntry, Summary};
-use crate::genes::{self, Catalog, HgncId, Pick, ReleaseInfo};
+use crate::genes::{self, Catalog, Pick, ReleaseInfo};
 use crate::store::Store;
 
 /// Changes one diff page holds at most.
@@ -131,11 +131,7 @@ async fn one(id: String, store: Store, catalog: Catalog) -> Result<Response, Api
         Pick::Release(id) => genes::release_info(&mut conn, &store.keys, id).await?,
     };
     let Some(info) = info else {
-        return Err(catalog
-            .release(&mut conn, &store.keys, &pick)
-            .await
-            .err()
-            .map_or_else(ApiError::no_data, Into::into));
+        return Err(super::missing_release(&catalog, &mut conn, &store.keys, &pick).await);
     };
     let is_live = live.is_some_and(|l| l.id == info.id);
     let id = info.id.clone();
@@ -355,11 +351,7 @@ async fn gene_history(
     store: Store,
     catalog: Catalog,
 ) -> Result<Response, ApiError> {
-    let id = raw_id
-        .replace("%3A", ":")
-        .replace("%3a", ":")
-        .parse::<HgncId>()
-        .map_err(|m| ApiError::bad_request("bad_hgnc_id", m))?;
+    let id = super::genes::parse_hgnc_id(&raw_id)?;
     let mut conn = store.data.clone();
     let kept = catalog.kept(&mut conn, &store.keys).await?;
     let history = history_of(&mut conn, &store, &kept, id.as_str()).await?;
@@ -408,17 +400,7 @@ pub struct SymbolHistory {
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn symbol_history(raw: String, store: Store, catalog: Catalog) -> Result<Response, ApiError> {
-    let symbol = percent_encoding::percent_decode_str(&raw)
-        .decode_utf8()
-        .map_err(|_| ApiError::bad_request("bad_symbol", "the symbol is not UTF-8"))?
-        .trim()
-        .to_string();
-    if symbol.is_empty() || symbol.len() > 256 {
-        return Err(ApiError::bad_request(
-            "bad_symbol",
-            "a symbol is 1 to 256 bytes long",
-        ));
-    }
+    let symbol = super::genes::parse_symbol(&raw)?;
     let lower = symbol.to_lowercase();
     let mut conn = store.data.clone();
     let kept = catalog.kept(&mut conn, &store.keys).await?;
