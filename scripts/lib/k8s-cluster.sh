@@ -16,10 +16,14 @@
 #                          <svc>.<ns>.svc.cluster.local from the Services the API
 #                          server lists (refreshed every second), with the
 #                          kubelet's --cluster-dns/--cluster-domain pointing at it,
-#                          so `REDIS_IP=redis` resolves as it would with CoreDNS.
-#   * a volume provisioner <- a hostPath PersistentVolume (with a default
+#                          so `REDIS_IP=redis` resolves as it would with CoreDNS;
+#                          for a headless Service, as CoreDNS does, its name is
+#                          every ready endpoint and <hostname>.<svc>.<ns>.svc...
+#                          each StatefulSet pod (k8s/ha/ names pods so).
+#   * a volume provisioner <- hostPath PersistentVolumes (with a default
 #                          StorageClass that names no provisioner), created before
-#                          the manifests, whose directory is world-writable.
+#                          the manifests, each bound ahead to the claim it is for,
+#                          whose directories are world-writable.
 # ============================================================================
 #
 # Pitfalls of this machine, and their fixes (each one met for real):
@@ -347,8 +351,12 @@ EOF2
 }
 
 # STAND-IN cluster DNS: dnsmasq answers <svc>.<ns>.svc.cluster.local (and
-# nothing else) from a hosts file that a loop rewrites from the Service list
-# every second; dnsmasq re-reads the folder on change (--hostsdir).
+# nothing else in the cluster domain) from a hosts file that a loop rewrites
+# from the Services and Endpoints every second; dnsmasq re-reads the folder on
+# change (--hostsdir) and forgets what a changed file no longer says. As
+# CoreDNS: a Service with a ClusterIP is that IP; a headless one is the IPs of
+# its ready endpoints, and each endpoint with a hostname (a StatefulSet's pod,
+# whose subdomain is the Service) is also <hostname>.<svc>.<ns>.svc.cluster.local.
 k8s_dns() {
     local d="$K8S_WORK/dns"
     mkdir -p "$d/hosts"
@@ -356,11 +364,25 @@ k8s_dns() {
     k8s_daemon dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
         --listen-address="$K8S_DNS_IP" --hostsdir="$d/hosts" --local="/$K8S_DOMAIN/" --domain-needed \
         --pid-file= --log-facility=-
+    # One list call a second for both kinds; jq turns it into hosts lines.
+    cat > "$d/hosts.jq" << 'JQ'
+(.items | map(select(.kind == "Service")) | map({key: "\(.metadata.namespace)/\(.metadata.name)", value: .spec.clusterIP})
+    | from_entries) as $ip
+| .items[]
+| if .kind == "Service" then
+    select(.spec.clusterIP | test("^[0-9.]+$")) | "\(.spec.clusterIP) \(.metadata.name).\(.metadata.namespace).svc.\($domain)"
+  else
+    .metadata as $m | select($ip["\($m.namespace)/\($m.name)"] == "None") | (.subsets // [])[] | (.addresses // [])[]
+    | "\(.ip) \($m.name).\($m.namespace).svc.\($domain)",
+      (select(.hostname) | "\(.ip) \(.hostname).\($m.name).\($m.namespace).svc.\($domain)")
+  end
+JQ
     # shellcheck disable=SC2016 # expanded by the inner bash
     k8s_daemon dns-sync bash -c '
+        set -o pipefail # a failed list keeps the last hosts file
         while :; do
-            kubectl get services --all-namespaces -o jsonpath="{range .items[*]}{.spec.clusterIP} {.metadata.name}.{.metadata.namespace}.svc.$1{\"\\n\"}{end}" \
-                2> /dev/null | awk "\$1 ~ /^[0-9.]+\$/" > "$2/services.new" &&
+            kubectl get services,endpoints --all-namespaces -o json 2> /dev/null |
+                jq -r --arg domain "$1" -f "$2/hosts.jq" > "$2/services.new" 2> /dev/null &&
                 { cmp -s "$2/services.new" "$2/hosts/services" || cp "$2/services.new" "$2/hosts/services"; }
             sleep 1
         done' dns-sync "$K8S_DOMAIN" "$d"
@@ -383,14 +405,37 @@ print(socket.inet_ntoa(r[-4:]))
 PY
 }
 
-# STAND-IN volume provisioner: one hostPath PersistentVolume (and a default
-# StorageClass naming no provisioner, so the claim binds to it), as a
-# provisioner would create for the claim. World-writable: the volume must be
-# writable for the pod's user, as a provisioned disk formatted for it would be.
-k8s_volumes() {
-    local v="$K8S_WORK/volumes/redis-data"
+# STAND-IN volume provisioner: hostPath PersistentVolumes (and a default
+# StorageClass naming no provisioner, so the claims bind to them), as a
+# provisioner would create for each claim: each is bound ahead to its claim
+# (claimRef), so redis-data never takes a volume meant for the HA Redis.
+# World-writable: a volume must be writable for the pod's user, as a
+# provisioned disk formatted for it would be. The claims are in
+# $K8S_PV_NAMESPACE: redis-data (k8s/redis-pvc.yml) and data-redis-ha-0..2
+# (the volumeClaimTemplates of k8s/ha/redis-statefulset.yml).
+K8S_PV_NAMESPACE=${K8S_PV_NAMESPACE:-gene-api}
+k8s_volume() {
+    local pv=$1 claim=$2 v="$K8S_WORK/volumes/$3"
     mkdir -p "$v" && chmod 1777 "$v"
-    in_netns kubectl apply -f - > /dev/null << EOF2 || k8s_die "could not create the stand-in PersistentVolume"
+    cat << EOF2
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $pv
+spec:
+  storageClassName: standin-hostpath
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  claimRef: {namespace: $K8S_PV_NAMESPACE, name: $claim}
+  hostPath: {path: $v, type: Directory}
+EOF2
+}
+k8s_volumes() {
+    local i
+    {
+        cat << EOF2
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata:
@@ -398,19 +443,11 @@ metadata:
   annotations: {storageclass.kubernetes.io/is-default-class: "true"}
 provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: Immediate
----
-apiVersion: v1
-kind: PersistentVolume
-metadata:
-  name: standin-redis-data
-spec:
-  storageClassName: standin-hostpath
-  capacity: {storage: 2Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  hostPath: {path: $v, type: Directory}
 EOF2
-    k8s_ok "stand-in PersistentVolume standin-redis-data (hostPath $v, mode 1777)"
+        k8s_volume standin-redis-data redis-data redis-data
+        for i in 0 1 2; do k8s_volume "standin-redis-ha-$i" "data-redis-ha-$i" "redis-ha-$i"; done
+    } | in_netns kubectl apply -f - > /dev/null || k8s_die "could not create the stand-in PersistentVolumes"
+    k8s_ok "stand-in PersistentVolumes standin-redis-data, standin-redis-ha-0..2 (hostPath under $K8S_WORK/volumes, mode 1777)"
 }
 
 # Brings the whole cluster up; K8S_WORK must be set (an empty folder).
