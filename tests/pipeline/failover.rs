@@ -675,3 +675,40 @@ async fn a_replica_or_a_primary_short_of_replicas_is_a_503_to_wait_out() {
         assert_eq!(r.status(), 202, "{why}, passed");
     }
 }
+
+/// With no sentinel to ask, a process starts (so that it can say why), is
+/// not ready, and answers 503 with Retry-After: it cannot know the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sentinel_to_ask_a_process_is_not_ready_and_says_why() {
+    let mut env = test_env(0, std::path::Path::new(SAMPLE));
+    env.remove("REDIS_IP");
+    env.remove("REDIS_PORT");
+    let nobody = free_port();
+    env.insert("REDIS_SENTINELS".into(), format!("127.0.0.1:{nobody}"));
+    env.insert("REDIS_SENTINEL_MASTER".into(), MASTER.into());
+    env.insert("GENE_API__REDIS__SENTINEL_POLL_MS".into(), "200".into());
+    let extra: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("REDIS_SENTINEL") || k.ends_with("SENTINEL_POLL_MS"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut extra = extra;
+    extra.extend([("REDIS_IP", ""), ("REDIS_PORT", "")]);
+    let api = Proc::start_without_redis("api", 0, &extra);
+    let client = reqwest::Client::new();
+    let ready = client.get(api.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("no sentinel answers") && msg.contains(&format!("127.0.0.1:{nobody}")),
+        "{msg}"
+    );
+    let r = client.post(api.url("/data")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        client.get(api.url("/genes")).send().await.unwrap().status(),
+        503
+    );
+}
