@@ -80,10 +80,17 @@ class RedisSet:
 
     @staticmethod
     def cmd(port, *args):
+        """One command's reply, bulk strings decoded; None when it fails."""
+        def text(v):
+            if isinstance(v, bytes):
+                return v.decode()
+            if isinstance(v, list):
+                return [text(x) for x in v]
+            return v
         try:
             r = Redis(port, timeout=1)
             try:
-                return r.cmd(*args)
+                return text(r.cmd(*args))
             finally:
                 r.close()
         except (OSError, BenchError):
