@@ -2,7 +2,9 @@
 //! `config/$APP_ENV.toml` -> `GENE_API__SECTION__KEY` environment variables,
 //! plus the deployment-facing `REDIS_IP`, `REDIS_PORT`, `REDIS_USERNAME`,
 //! `REDIS_PASSWORD`, `REDIS_TLS`, `REDIS_CA_FILE`, `REDIS_CLIENT_CERT_FILE`
-//! and `REDIS_CLIENT_KEY_FILE`.
+//! and `REDIS_CLIENT_KEY_FILE`, or instead of `REDIS_IP`/`REDIS_PORT` the
+//! Sentinel ones: `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`,
+//! `REDIS_SENTINEL_USERNAME` and `REDIS_SENTINEL_PASSWORD`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -88,8 +90,22 @@ pub struct LogSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    /// From `REDIS_IP`; required.
+    /// From `REDIS_IP`; required unless `sentinel` is set (then empty).
     pub host: String,
+    /// Where the primary is asked for, instead of `host` (`REDIS_SENTINELS`).
+    #[serde(default)]
+    pub sentinel: Option<SentinelSettings>,
+    /// A submission (and the other writes a client is told succeeded) is
+    /// answered only once this many replicas have it (`WAIT`); 0: at once.
+    pub min_replicas: u32,
+    /// How long a write waits for those replicas before the client is told
+    /// it is not yet safe.
+    #[serde(rename = "wait_timeout_ms", deserialize_with = "millis")]
+    pub wait_timeout: Duration,
+    /// With Sentinel: how often the sentinels are asked even when nothing
+    /// failed, in case a `+switch-master` announcement was missed.
+    #[serde(rename = "sentinel_poll_ms", deserialize_with = "millis")]
+    pub sentinel_poll: Duration,
     pub port: u16,
     /// A Redis 6+ ACL user (`REDIS_USERNAME`); unset means the `default` user.
     #[serde(default)]
@@ -118,6 +134,64 @@ pub struct RedisSettings {
     /// Longest pause between connection attempts while Redis is away.
     #[serde(rename = "reconnect_max_pause_ms", deserialize_with = "millis")]
     pub reconnect_max_pause: Duration,
+}
+
+/// Redis Sentinel: the processes that know which Redis is the primary now.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentinelSettings {
+    /// `host:port` of each sentinel (`REDIS_SENTINELS`, comma-separated).
+    pub nodes: Vec<SentinelNode>,
+    /// The name the sentinels monitor the primary under (`REDIS_SENTINEL_MASTER`).
+    pub master: String,
+    /// The sentinels' own credentials, when they ask for any
+    /// (`REDIS_SENTINEL_USERNAME`, `REDIS_SENTINEL_PASSWORD`).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentinelNode {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for SentinelNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// `REDIS_SENTINELS`: `host:port,host:port,...` (the port defaults to 26379).
+fn sentinel_nodes(list: &str) -> Result<Vec<(String, u16)>, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::BadSentinels(format!(
+            "{why}; expected host:port[,host:port...], got {list:?}"
+        ))
+    };
+    let mut nodes = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = match item.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad(&format!("{p:?} is not a port")))?;
+                (h.trim_matches(|c| c == '[' || c == ']'), port)
+            }
+            _ => (item, 26379),
+        };
+        if host.is_empty() {
+            return Err(bad("a sentinel has no host"));
+        }
+        nodes.push((host.to_string(), port));
+    }
+    if nodes.is_empty() {
+        return Err(bad("no sentinel given"));
+    }
+    Ok(nodes)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,9 +316,22 @@ pub enum ConfigError {
     #[error(
         "REDIS_IP is not set: gene-api needs the Redis host. Set it in the environment, \
          e.g. `REDIS_IP=127.0.0.1 gene-api` (docker-compose: `REDIS_IP=redis`, \
-         Kubernetes: the Redis Service name)"
+         Kubernetes: the Redis Service name), or find the primary through Redis \
+         Sentinel with REDIS_SENTINELS=host:port,... and REDIS_SENTINEL_MASTER=<name>"
     )]
     MissingRedisIp,
+    #[error("REDIS_SENTINELS: {0}")]
+    BadSentinels(String),
+    #[error(
+        "REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both (the sentinels, \
+         and the name they monitor the primary under) or neither"
+    )]
+    SentinelHalf,
+    #[error(
+        "REDIS_IP and REDIS_SENTINELS are both set: with Sentinel the primary's address \
+         comes from the sentinels; unset REDIS_IP (and REDIS_PORT)"
+    )]
+    SentinelAndIp,
     #[error("REDIS_PORT must be a port number (1-65535), got {0:?}")]
     BadRedisPort(String),
     #[error("REDIS_TLS must be true or false, got {0:?}")]
@@ -268,11 +355,19 @@ impl Settings {
 
     /// Settings from an explicit environment map and config folder (what tests call).
     pub fn load(env: &HashMap<String, String>, config_dir: &Path) -> Result<Self, ConfigError> {
-        let redis_ip = env
-            .get("REDIS_IP")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .ok_or(ConfigError::MissingRedisIp)?;
+        let var = |name: &str| env.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let redis_ip = var("REDIS_IP");
+        let sentinels = match (var("REDIS_SENTINELS"), var("REDIS_SENTINEL_MASTER")) {
+            (Some(list), Some(master)) => Some((sentinel_nodes(list)?, master)),
+            (None, None) => None,
+            _ => return Err(ConfigError::SentinelHalf),
+        };
+        let redis_ip = match (redis_ip, &sentinels) {
+            (Some(_), Some(_)) => return Err(ConfigError::SentinelAndIp),
+            (Some(ip), None) => ip,
+            (None, Some(_)) => "",
+            (None, None) => return Err(ConfigError::MissingRedisIp),
+        };
 
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
@@ -295,6 +390,28 @@ impl Settings {
                     .source(Some(env_source)),
             )
             .set_override("redis.host", redis_ip)?;
+        if let Some((nodes, master)) = sentinels {
+            let nodes: Vec<config::Value> = nodes
+                .into_iter()
+                .map(|(host, port)| {
+                    let mut node = config::Map::new();
+                    node.insert("host".to_string(), config::Value::from(host));
+                    node.insert("port".to_string(), config::Value::from(port as i64));
+                    config::Value::from(node)
+                })
+                .collect();
+            builder = builder
+                .set_override("redis.sentinel.nodes", nodes)?
+                .set_override("redis.sentinel.master", master)?;
+            for (var, key) in [
+                ("REDIS_SENTINEL_USERNAME", "redis.sentinel.username"),
+                ("REDIS_SENTINEL_PASSWORD", "redis.sentinel.password"),
+            ] {
+                if let Some(value) = env.get(var).filter(|s| !s.is_empty()) {
+                    builder = builder.set_override(key, value.as_str())?;
+                }
+            }
+        }
         if let Some(port) = env.get("REDIS_PORT").filter(|s| !s.is_empty()) {
             let port: u16 = port
                 .trim()
@@ -462,6 +579,69 @@ mod tests {
             assert!(matches!(err, ConfigError::MissingRedisIp));
             let msg = err.to_string();
             assert!(msg.contains("REDIS_IP") && msg.contains("REDIS_IP=127.0.0.1"));
+            assert!(
+                msg.contains("REDIS_SENTINELS"),
+                "names the other way: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn sentinels_replace_redis_ip() {
+        let s = Settings::load(
+            &env(&[
+                ("REDIS_SENTINELS", "s1:26379, s2:26380,s3"),
+                ("REDIS_SENTINEL_MASTER", "gene-api"),
+                ("REDIS_SENTINEL_PASSWORD", "pw"),
+            ]),
+            &no_dir(),
+        )
+        .unwrap();
+        let sentinel = s.redis.sentinel.expect("sentinel settings");
+        let nodes: Vec<String> = sentinel.nodes.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nodes, ["s1:26379", "s2:26380", "s3:26379"]);
+        assert_eq!(sentinel.master, "gene-api");
+        assert_eq!(sentinel.password.unwrap().expose(), "pw");
+        assert!(sentinel.username.is_none());
+        assert_eq!(s.redis.min_replicas, 0);
+        assert_eq!(s.redis.wait_timeout, Duration::from_millis(1000));
+        // Plain REDIS_IP has none.
+        let plain = Settings::load(&env(&[("REDIS_IP", "h")]), &no_dir()).unwrap();
+        assert!(plain.redis.sentinel.is_none());
+    }
+
+    #[test]
+    fn sentinel_settings_that_cannot_work_are_refused_by_name() {
+        for (pairs, want) in [
+            (
+                vec![("REDIS_SENTINELS", "s1:26379")],
+                "REDIS_SENTINEL_MASTER",
+            ),
+            (
+                vec![("REDIS_SENTINEL_MASTER", "m")],
+                "REDIS_SENTINELS and REDIS_SENTINEL_MASTER",
+            ),
+            (
+                vec![
+                    ("REDIS_IP", "h"),
+                    ("REDIS_SENTINELS", "s1"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "unset REDIS_IP",
+            ),
+            (
+                vec![("REDIS_SENTINELS", "s1:0"), ("REDIS_SENTINEL_MASTER", "m")],
+                "not a port",
+            ),
+            (
+                vec![("REDIS_SENTINELS", " , "), ("REDIS_SENTINEL_MASTER", "m")],
+                "no sentinel given",
+            ),
+        ] {
+            let msg = Settings::load(&env(&pairs), &no_dir())
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(want), "{pairs:?}: {msg}");
         }
     }
 

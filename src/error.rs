@@ -76,6 +76,14 @@ pub enum ApiError {
     /// 415: a body that is not JSON where JSON is expected.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// 503 `not_replicated`: the write is on the Redis primary, but fewer
+    /// replicas than `redis.min_replicas` confirmed it in time. `job` is the
+    /// job concerned (a submission): check it later instead of submitting again.
+    #[error("{message}")]
+    NotReplicated {
+        message: String,
+        job: Option<Box<crate::jobs::Job>>,
+    },
     /// 503: Redis is unreachable; retrying later will help.
     #[error("Redis is unavailable: {0}")]
     Unavailable(redis::RedisError),
@@ -162,7 +170,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeaderTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotReplicated { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -201,6 +209,29 @@ impl From<crate::genes::CatalogError> for ApiError {
     }
 }
 
+impl From<crate::pipeline::ControlError> for ApiError {
+    /// The errors every control route answers alike; each route maps
+    /// `NotFound` and `WrongState` itself, before this.
+    fn from(e: crate::pipeline::ControlError) -> Self {
+        use crate::pipeline::ControlError;
+        match e {
+            ControlError::Busy { backlog, max } => Self::busy(backlog, max),
+            ControlError::NotReplicated { acked, wanted, job } => Self::NotReplicated {
+                message: format!(
+                    "done on the Redis primary, but only {acked} of {wanted} replicas confirmed \
+                     it in time, so a failover now could undo it; look at the job again in a \
+                     few seconds (doing it again is safe)"
+                ),
+                job,
+            },
+            ControlError::Redis(e) => e.into(),
+            ControlError::NotFound | ControlError::WrongState(_) => {
+                Self::Internal(format!("unmapped control error: {e}"))
+            }
+        }
+    }
+}
+
 impl From<crate::pipeline::SubmitError> for ApiError {
     fn from(e: crate::pipeline::SubmitError) -> Self {
         match e {
@@ -209,6 +240,17 @@ impl From<crate::pipeline::SubmitError> for ApiError {
                 "no gene data is loaded, so there is nothing to plot: POST /data first",
             ),
             crate::pipeline::SubmitError::Busy { backlog, max } => Self::busy(backlog, max),
+            crate::pipeline::SubmitError::NotReplicated { job, acked, wanted } => {
+                Self::NotReplicated {
+                    message: format!(
+                        "the job is queued on the Redis primary, but only {acked} of {wanted} \
+                         replicas confirmed it in time, so a failover now could lose it; it \
+                         will most likely run: check it at /jobs/{} before submitting again",
+                        job.id
+                    ),
+                    job: Some(job),
+                }
+            }
             crate::pipeline::SubmitError::Redis(e) => e.into(),
         }
     }
@@ -252,6 +294,9 @@ impl Reply for ApiError {
                 (*code, message.clone(), None)
             }
             Self::Conflict { code, message, job } => (*code, message.clone(), job.as_deref()),
+            Self::NotReplicated { message, job } => {
+                ("not_replicated", message.clone(), job.as_deref())
+            }
             Self::JobFailed { message, job } => ("job_failed", message.clone(), Some(&**job)),
             Self::MethodNotAllowed => ("method_not_allowed", self.to_string(), None),
             Self::Unauthorized => ("unauthorized", self.to_string(), None),
@@ -292,12 +337,18 @@ impl Reply for ApiError {
             Self::TooManyRequests { retry_after, .. } | Self::Busy { retry_after, .. } => {
                 Some(*retry_after)
             }
-            Self::Unavailable(_) => Some(2),
+            Self::Unavailable(_) | Self::NotReplicated { .. } => Some(2),
             _ => None,
         };
         let h = resp.headers_mut();
         if let Some(secs) = retry_after {
             h.insert("retry-after", warp::http::HeaderValue::from(secs));
+        }
+        if let Self::NotReplicated { job: Some(job), .. } = &self {
+            // Where to look, as a 202 would have said.
+            if let Ok(v) = warp::http::HeaderValue::from_str(&format!("/jobs/{}", job.id)) {
+                h.insert(warp::http::header::LOCATION, v);
+            }
         }
         if matches!(self, Self::Unauthorized) {
             h.insert(

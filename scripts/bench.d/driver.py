@@ -50,6 +50,7 @@ from benchlib import (
     wrk_json,
     png_size,
 )
+from failover import FailoverFigures
 from releases import ReleaseFigures
 
 
@@ -82,6 +83,9 @@ MODES = {
         "diff_repeats": 20,
         "withdrawn_rounds": 5,
         "release_rounds": 6,
+        "failover_turns": 3,
+        "replicas_turns": 6,
+        "replicas_secs": 3,
     },
     "smoke": {
         "load_runs": 2,
@@ -109,6 +113,9 @@ MODES = {
         "diff_repeats": 3,
         "withdrawn_rounds": 1,
         "release_rounds": 2,
+        "failover_turns": 1,
+        "replicas_turns": 2,
+        "replicas_secs": 1,
     },
 }
 
@@ -124,7 +131,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------
 
 
-class Bench(ReleaseFigures):
+class Bench(ReleaseFigures, FailoverFigures):
     def __init__(self, a):
         self.a = a
         self.cfg = MODES["smoke" if a.smoke else "full"]
@@ -1138,6 +1145,7 @@ class Bench(ReleaseFigures):
         R("10 api RSS growth when it reads the index", grow, "MiB", src / 2**20, "source file size", grow * 2**20 / src)
 
         self.release_rows()
+        self.failover_rows()
 
     def print_rows(self):
         """The table of self.rows, in Markdown."""
@@ -1232,6 +1240,8 @@ class Bench(ReleaseFigures):
             ("13 Redis memory of kept releases", self.release_memory),
             ("14 api RSS with 3 kept releases", self.release_rss),
             ("15 reads with ?release=", self.release_reads),
+            ("16 failover time", self.failover_time),
+            ("17 MIN_REPLICAS cost", self.min_replicas_cost),
             ("6 footprint (end)", self.footprint_end),
         ]
         if self.a.only:
@@ -1261,6 +1271,7 @@ class Bench(ReleaseFigures):
                 self.stop_all()
         if self.a.only:
             self.release_rows()
+            self.failover_rows()
             self.raw["table"] = self.rows
             if self.rows:
                 print()

@@ -29,7 +29,7 @@ use super::parse::Digest;
 use super::release::ReleaseInfo;
 use super::{DataSet, LoadError};
 use crate::lua;
-use crate::store::{Conn, Keys};
+use crate::store::{Conn, Durability, Keys, Store};
 
 /// Staged keys of a load that died before its swap expire after this.
 const STAGING_TTL_SECS: u64 = 3600;
@@ -181,8 +181,7 @@ pub async fn generation(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64>
 /// before it fetched anything.
 #[allow(clippy::too_many_arguments)]
 pub async fn store_and_swap(
-    conn: &mut Conn,
-    keys: &Keys,
+    store: &Store,
     lock: &DataLock,
     generation: u64,
     set: &DataSet,
@@ -192,6 +191,8 @@ pub async fn store_and_swap(
     keep: usize,
     on_stored: impl Fn(u64),
 ) -> Result<Swapped, LoadError> {
+    let keys = &store.keys;
+    let conn = &mut store.data.clone();
     let staging = keys.staging(&info.job_id);
     let part = |p: &str| format!("{staging}{p}");
     let stats_json =
@@ -253,8 +254,8 @@ pub async fn store_and_swap(
             "the data lock lapsed while this load was staging (Redis unreachable for 30 s?)".into(),
         ));
     }
-    let reply: Vec<String> = lua::SWAP_DATA
-        .key(keys.current())
+    let mut swap = lua::SWAP_DATA.prepare_invoke();
+    swap.key(keys.current())
         .key(keys.releases())
         .key(keys.generation())
         .key(keys.data_lock())
@@ -267,13 +268,21 @@ pub async fn store_and_swap(
         .arg(keep)
         .arg(&staging)
         .arg(keys.release_prefix())
-        .arg(keys.legacy_version_prefix())
-        .invoke_async(w.conn)
-        .await?;
+        .arg(keys.legacy_version_prefix());
+    // A load reported `done` must survive a failover: the swap WAITs for the
+    // replicas (redis.min_replicas) like a submission does.
+    let (reply, durability): (Vec<String>, _) =
+        store.invoke_acknowledged(&lua::SWAP_DATA, &swap).await?;
     match reply.first().map(String::as_str) {
-        Some("swapped") => Ok(Swapped {
-            dropped: reply[1..].to_vec(),
-        }),
+        Some("swapped") => match durability {
+            Durability::Replicated => Ok(Swapped {
+                dropped: reply[1..].to_vec(),
+            }),
+            // Swapped on the primary only: the attempt fails as a transient
+            // error, and the next one finds the release live (if the primary
+            // kept it) or loads it again (if a failover lost it).
+            Durability::Short { acked, wanted } => Err(LoadError::NotReplicated { acked, wanted }),
+        },
         Some("deleted") => Err(LoadError::Invalid(
             "DELETE /data ran while this load was staging; nothing was stored (load again)".into(),
         )),
@@ -323,16 +332,18 @@ pub async fn collect_garbage(conn: &mut Conn, keys: &Keys) -> redis::RedisResult
 
 /// Removes every release and record. Returns the live release's record
 /// count (0 when none) and how many releases were removed.
-pub async fn delete_all(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<(u64, u64)> {
-    lua::DELETE_DATA
+/// With `redis.min_replicas`, it WAITs for them (see [`Durability`]).
+pub async fn delete_all(store: &Store) -> redis::RedisResult<((u64, u64), Durability)> {
+    let keys = &store.keys;
+    let mut delete = lua::DELETE_DATA.prepare_invoke();
+    delete
         .key(keys.current())
         .key(keys.releases())
         .key(keys.generation())
         .key(keys.records())
         .key(keys.releases_seen())
-        .arg(keys.release_prefix())
-        .invoke_async(conn)
-        .await
+        .arg(keys.release_prefix());
+    store.invoke_acknowledged(&lua::DELETE_DATA, &delete).await
 }
 
 /// The live release's id and `part`, or None when no data is loaded.

@@ -78,6 +78,13 @@ pub enum LoadError {
     TooLarge { source_name: String, limit: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// The release is swapped in on the primary, but fewer replicas than
+    /// `redis.min_replicas` confirmed it in time.
+    #[error(
+        "the release is live on the Redis primary, but only {acked} of {wanted} replicas \
+         confirmed it in time (a failover could undo it); the load runs again"
+    )]
+    NotReplicated { acked: u32, wanted: u32 },
     #[error("Redis error while storing the data set: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -87,6 +94,7 @@ impl LoadError {
         match self {
             LoadError::Fetch { transient, .. } => *transient,
             LoadError::Redis(e) => crate::store::redis_is_transient(e),
+            LoadError::NotReplicated { .. } => true,
             LoadError::TooLarge { .. } | LoadError::Invalid(_) => false,
         }
     }

@@ -181,8 +181,7 @@ pub async fn run(
             .map(|(_, b, _, _)| b.clone())
             .unwrap_or_default();
         let swapped = genes::store_and_swap(
-            &mut conn,
-            keys,
+            &ctx.store,
             &lock,
             generation,
             &set,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{now_ms, Pipeline};
 use crate::jobs::{self, Job, JobStatus, UNFINISHED_TTL_SECS};
 use crate::lua;
-use crate::store::stream_id_key;
+use crate::store::{stream_id_key, Durability};
 
 /// Why a control action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,28 @@ pub enum ControlError {
     /// The queue's backlog is at `limits.max_backlog`: nothing was queued.
     #[error("the job queue is full ({backlog} jobs waiting, limit {max})")]
     Busy { backlog: u64, max: u64 },
+    /// Done on the primary, but confirmed by only `acked` of the `wanted`
+    /// replicas in time (`redis.min_replicas`); `job` as it now is.
+    #[error("only {acked} of {wanted} replicas confirmed the change in time")]
+    NotReplicated {
+        acked: u32,
+        wanted: u32,
+        job: Option<Box<Job>>,
+    },
     #[error(transparent)]
     Redis(#[from] RedisError),
+}
+
+/// `Err(NotReplicated)` unless `d` says the replicas have the change.
+fn replicated(d: Durability, job: Option<&Job>) -> Result<(), ControlError> {
+    match d {
+        Durability::Replicated => Ok(()),
+        Durability::Short { acked, wanted } => Err(ControlError::NotReplicated {
+            acked,
+            wanted,
+            job: job.cloned().map(Box::new),
+        }),
+    }
 }
 
 /// One dead-lettered entry, as GET /jobs/dead lists it.
@@ -120,14 +140,17 @@ impl Pipeline {
     /// answers the job as it is (idempotent).
     pub async fn cancel(&self, id: &Uuid) -> Result<Job, ControlError> {
         let keys = &self.store.keys;
-        let reply: Value = lua::CANCEL_JOB
+        let mut cancel = lua::CANCEL_JOB.prepare_invoke();
+        cancel
             .key(keys.job(id))
             .key(keys.delayed())
             .key(keys.events())
             .arg(jobs::now())
             .arg(self.settings.pipeline.job_ttl.as_secs())
-            .arg(self.settings.pipeline.events_max_len)
-            .invoke_async(&mut self.store.data.clone())
+            .arg(self.settings.pipeline.events_max_len);
+        let (reply, durability): (Value, _) = self
+            .store
+            .invoke_acknowledged(&lua::CANCEL_JOB, &cancel)
             .await?;
         match tagged(reply)? {
             (_, None) => Err(ControlError::NotFound),
@@ -136,6 +159,7 @@ impl Pipeline {
                     tracing::info!(job_id = %id, "job cancelled");
                     crate::monitoring::job_finished(job.kind, JobStatus::Cancelled);
                 }
+                replicated(durability, Some(&job))?;
                 Ok(job)
             }
             (_, Some(job)) => Err(ControlError::WrongState(Box::new(job))),
@@ -147,7 +171,8 @@ impl Pipeline {
     pub async fn retry(&self, id: &Uuid) -> Result<Job, ControlError> {
         let keys = &self.store.keys;
         let p = &self.settings.pipeline;
-        let reply: Value = lua::RETRY_JOB
+        let mut retry = lua::RETRY_JOB.prepare_invoke();
+        retry
             .key(keys.job(id))
             .key(keys.stream())
             .key(keys.jobs_index())
@@ -158,14 +183,17 @@ impl Pipeline {
             .arg(p.events_max_len)
             .arg(p.jobs_index_max)
             .arg(self.settings.limits.max_backlog)
-            .arg(keys.group())
-            .invoke_async(&mut self.store.data.clone())
+            .arg(keys.group());
+        let (reply, durability): (Value, _) = self
+            .store
+            .invoke_acknowledged(&lua::RETRY_JOB, &retry)
             .await?;
         self.busy(&reply)?;
         match tagged(reply)? {
             (_, None) => Err(ControlError::NotFound),
             (tag, Some(job)) if tag == "queued_now" => {
                 tracing::info!(job_id = %id, "job queued again");
+                replicated(durability, Some(&job))?;
                 Ok(job)
             }
             (_, Some(job)) => Err(ControlError::WrongState(Box::new(job))),
@@ -209,7 +237,8 @@ impl Pipeline {
         entry_id: &str,
     ) -> Result<(String, Option<Job>), ControlError> {
         let keys = &self.store.keys;
-        let reply: Value = lua::REQUEUE_DEAD
+        let mut requeue = lua::REQUEUE_DEAD.prepare_invoke();
+        requeue
             .key(keys.dead_letter())
             .key(keys.stream())
             .key(keys.events())
@@ -219,8 +248,10 @@ impl Pipeline {
             .arg(UNFINISHED_TTL_SECS)
             .arg(self.settings.pipeline.events_max_len)
             .arg(self.settings.limits.max_backlog)
-            .arg(keys.group())
-            .invoke_async(&mut self.store.data.clone())
+            .arg(keys.group());
+        let (reply, durability): (Value, _) = self
+            .store
+            .invoke_acknowledged(&lua::REQUEUE_DEAD, &requeue)
             .await?;
         self.busy(&reply)?;
         let parts: Vec<String> = redis::from_redis_value(reply).map_err(RedisError::from)?;
@@ -229,6 +260,7 @@ impl Pipeline {
                 let new_id = parts.get(1).cloned().unwrap_or_default();
                 let job = parts.get(2).and_then(|r| jobs::parse_record(r));
                 tracing::info!(entry = entry_id, new_entry = %new_id, "dead letter requeued");
+                replicated(durability, job.as_ref())?;
                 Ok((new_id, job))
             }
             _ => Err(ControlError::NotFound),

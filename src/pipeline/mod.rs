@@ -45,7 +45,7 @@ use crate::config::Settings;
 use crate::jobs::{Command, Job, JobContext, Progress};
 use crate::lua;
 use crate::plot::RenderCache;
-use crate::store::Store;
+use crate::store::{Durability, Store};
 
 /// Why a job was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,16 @@ pub enum SubmitError {
     /// The queue's backlog (lag + pending) is at `limits.max_backlog`.
     #[error("the job queue is full ({backlog} jobs waiting, limit {max})")]
     Busy { backlog: u64, max: u64 },
+    /// The job is recorded and queued on the primary, but fewer replicas
+    /// than `redis.min_replicas` confirmed it in time: it will most likely
+    /// run, yet a failover now would lose it. The client is told so, with the
+    /// job, to check later rather than submit again.
+    #[error("only {acked} of {wanted} replicas confirmed the job in time")]
+    NotReplicated {
+        job: Box<Job>,
+        acked: u32,
+        wanted: u32,
+    },
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
 }
@@ -135,9 +145,22 @@ impl Pipeline {
         if job.params.needs_data() {
             script.key(self.store.keys.current());
         }
-        let reply: Vec<String> = script.invoke_async(&mut self.store.data.clone()).await?;
+        let (reply, durability): (Vec<String>, _) = self
+            .store
+            .invoke_acknowledged(&lua::SUBMIT_JOB, &script)
+            .await?;
         self.submitted(&job, &reply)?;
-        Ok(job)
+        match durability {
+            Durability::Replicated => Ok(job),
+            Durability::Short { acked, wanted } => {
+                tracing::warn!(job_id = %job.id, acked, wanted, "job queued, but not on enough replicas in time");
+                Err(SubmitError::NotReplicated {
+                    job: Box::new(job),
+                    acked,
+                    wanted,
+                })
+            }
+        }
     }
 
     /// Adds the keys and arguments of `submit_job` (submit_job.lua) for

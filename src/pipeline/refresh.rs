@@ -105,10 +105,15 @@ impl Refresh {
             Ok(()) => Ok(TickOutcome::Queued { tick, job: job.id }),
             Err(SubmitError::Busy { backlog, max }) => Ok(TickOutcome::Busy { tick, backlog, max }),
             Err(SubmitError::Redis(e)) => Err(e),
-            Err(SubmitError::NoData) => Err(redis::RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "the schedule's script answered no_data for a load",
-            ))),
+            // submitted() never says it: the schedule does not WAIT (no
+            // client is told anything; a tick lost in a failover is taken
+            // again by the next look at the schedule).
+            Err(SubmitError::NoData | SubmitError::NotReplicated { .. }) => {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "the schedule's script answered no_data for a load",
+                )))
+            }
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +21,7 @@ pub enum StepOutcome {
 pub struct Worker {
     pipeline: Pipeline,
     name: String,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<crate::store::BlockingConn>,
 }
 
 impl Worker {

@@ -18,7 +18,7 @@ use crate::genes::{self, Catalog, Chosen, Pick, RecordsError, ReleaseInfo};
 use crate::jobs::Command;
 use crate::jobs::Job;
 use crate::pipeline::Pipeline;
-use crate::store::Store;
+use crate::store::{Durability, Store};
 
 /// Records read from Redis per round trip when a filtered answer is streamed.
 const RECORD_BATCH: usize = 1000;
@@ -296,7 +296,17 @@ async fn data_info(pick: Pick, store: Store, catalog: Catalog) -> Result<Respons
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn delete_data(store: Store) -> Result<Response, ApiError> {
-    let (n, releases) = genes::delete_all(&mut store.data.clone(), &store.keys).await?;
+    let ((n, releases), durability) = genes::delete_all(&store).await?;
+    if let Durability::Short { acked, wanted } = durability {
+        return Err(ApiError::NotReplicated {
+            message: format!(
+                "the data set is deleted on the Redis primary, but only {acked} of {wanted} \
+                 replicas confirmed it in time, so a failover now could bring it back; \
+                 DELETE /data again (it is idempotent)"
+            ),
+            job: None,
+        });
+    }
     Ok(json_with(
         StatusCode::OK,
         &serde_json::json!({

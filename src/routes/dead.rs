@@ -94,9 +94,8 @@ async fn requeue_dead(raw_id: String, pipeline: Pipeline) -> Result<Response, Ap
             StatusCode::ACCEPTED,
             &serde_json::json!({"requeued": id, "entry_id": entry, "job": job}),
         )),
-        Err(ControlError::Redis(e)) => Err(e.into()),
-        Err(ControlError::Busy { backlog, max }) => Err(ApiError::busy(backlog, max)),
-        Err(_) => Err(no_entry(&id)),
+        Err(ControlError::NotFound | ControlError::WrongState(_)) => Err(no_entry(&id)),
+        Err(other) => Err(other.into()),
     }
 }
 

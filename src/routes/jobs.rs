@@ -277,13 +277,12 @@ async fn retry_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiEr
 fn control_error(e: ControlError, id: &Uuid) -> ApiError {
     match e {
         ControlError::NotFound => job_not_found(id),
-        ControlError::Busy { backlog, max } => ApiError::busy(backlog, max),
-        ControlError::Redis(e) => e.into(),
         ControlError::WrongState(job) => ApiError::Conflict {
             code: "wrong_state",
             message: format!("job {id} is {}", job.status.as_str()),
             job: Some(job),
         },
+        other => other.into(),
     }
 }
 

@@ -208,6 +208,9 @@ fn not_ready_message(e: &redis::RedisError) -> String {
             e.detail().unwrap_or_default(),
             fix.hint()
         ),
+        Some(fix @ (RedisFix::Replica | RedisFix::NoReplicas)) => {
+            format!("Redis takes no writes ({e}); {}", fix.hint())
+        }
         Some(RedisFix::Reach) | None => format!(
             "Redis (db 0 or db 1) does not answer ({e}); {}",
             RedisFix::Reach.hint()

@@ -98,6 +98,11 @@ impl Breaker {
         }
     }
 
+    /// Forgets the failures: the process now talks to another Redis.
+    pub fn reset(&self) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::default();
+    }
+
     /// FIRST_PAUSE x 2^(failures-1), capped, then jittered down by up to a
     /// half, so that many processes do not retry in step.
     fn pause(&self, failures: u32) -> Duration {

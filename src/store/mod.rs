@@ -8,19 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod breaker;
-
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::RedisFuture;
+mod primary;
+mod sentinel;
 
 pub use breaker::{Admitted, Breaker};
+pub use primary::{BlockingConn, Conn};
+use primary::{Dial, Shared};
 use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError,
-    RedisResult, TlsCertificates,
+    Client, ClientTlsConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisError,
+    RedisResult, Script, ScriptInvocation, TlsCertificates,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, Secret};
 
 /// The logical database for gene data, the stream and job records.
 pub const DATA_DB: i64 = 0;
@@ -187,58 +188,6 @@ impl Keys {
     }
 }
 
-/// A connection to one database: a multiplexed, self-reconnecting manager
-/// behind the process's [`Breaker`], so that while Redis is away requests
-/// fail at once instead of each starting a connection attempt. Cheap to clone.
-#[derive(Clone)]
-pub struct Conn {
-    inner: ConnectionManager,
-    breaker: Arc<Breaker>,
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
-        Box::pin(async move {
-            let admitted = self.breaker.admit()?;
-            let mut r = self.inner.req_packed_command(cmd).await;
-            if stale_failure(admitted, &r) {
-                r = self.inner.req_packed_command(cmd).await;
-            }
-            self.breaker.observe(&r);
-            r
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<redis::Value>> {
-        Box::pin(async move {
-            let admitted = self.breaker.admit()?;
-            let mut r = self.inner.req_packed_commands(cmd, offset, count).await;
-            if stale_failure(admitted, &r) {
-                r = self.inner.req_packed_commands(cmd, offset, count).await;
-            }
-            self.breaker.observe(&r);
-            r
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.inner.get_db()
-    }
-}
-
-/// The attempt of a pause may first get back the failure the manager kept
-/// from before Redis went away: the manager starts its reconnect only then.
-/// Asking once more waits for that reconnect, so the attempt is a real one,
-/// and a Redis that is back is used at once instead of a pause later.
-fn stale_failure<T>(admitted: Admitted, r: &RedisResult<T>) -> bool {
-    admitted == Admitted::Attempt && matches!(r, Err(e) if breaker::is_connection_error(e))
-}
-
 /// Why the Redis connections cannot be set up; each message names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -270,79 +219,202 @@ pub struct StoreInner {
     pub data: Conn,
     pub images: Conn,
     pub keys: Keys,
-    breaker: Arc<Breaker>,
-    data_client: Client,
-    response_timeout: Duration,
-    connect_timeout: Duration,
+    shared: Arc<Shared>,
+    /// Replicas a write a client is told succeeded must reach (`WAIT`).
+    min_replicas: u32,
+    wait_timeout: Duration,
+    /// The probe key `/ready` deletes: a write that changes nothing, which a
+    /// replica refuses (READONLY) and so does a primary short of replicas
+    /// (NOREPLICAS).
+    probe_key: String,
+}
+
+/// How a write that WAITs for replicas went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Enough replicas have it (or none are asked for).
+    Replicated,
+    /// Only `acked` of the `wanted` replicas confirmed it in time: it is on
+    /// the primary, and lost if the primary fails before they catch up.
+    Short { acked: u32, wanted: u32 },
+}
+
+/// The settings a primary's clients are made with.
+struct Dialer {
+    username: Option<String>,
+    password: Option<Secret>,
+    tls: Option<TlsCertificates>,
+}
+
+impl Dial for Dialer {
+    fn client(&self, host: &str, port: u16, db: i64) -> RedisResult<Client> {
+        client(
+            host,
+            port,
+            db,
+            self.username.as_deref(),
+            self.password.as_ref(),
+            self.tls.as_ref(),
+        )
+    }
 }
 
 impl Store {
     /// Connections for both databases. They connect lazily, so the service starts
     /// (and reports not-ready) while Redis is still down; the TLS files, though,
     /// are read here, so that a wrong one stops the start with its name.
+    /// With Sentinel, the primary is looked up by a task started here (so this
+    /// must run inside the Tokio runtime); requests answer 503 until it is found.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let tls = settings
             .tls
             .then(|| tls_certificates(settings))
             .transpose()?;
-        let data_client = client(settings, DATA_DB, tls.as_ref())?;
-        let image_client = client(settings, IMAGE_DB, tls.as_ref())?;
-        let response_timeout = settings.response_timeout;
-        let connect_timeout = settings.connect_timeout;
-        // One attempt per reconnect: the breaker paces the attempts.
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(connect_timeout))
-            .set_number_of_retries(0);
-        let breaker = Arc::new(Breaker::new(settings.reconnect_max_pause));
-        let conn = |client: Client| -> RedisResult<Conn> {
-            Ok(Conn {
-                inner: ConnectionManager::new_lazy_with_config(client, cfg.clone())?,
-                breaker: breaker.clone(),
-            })
+        let dialer = Dialer {
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            tls: tls.clone(),
         };
-        Ok(Self(Arc::new(StoreInner {
-            data: conn(data_client.clone())?,
-            images: conn(image_client)?,
-            keys: Keys::new(&settings.key_prefix),
+        let breaker = Arc::new(Breaker::new(settings.reconnect_max_pause));
+        let shared = Arc::new(Shared::new(
+            Box::new(dialer),
             breaker,
-            data_client,
-            response_timeout,
-            connect_timeout,
+            settings.connect_timeout,
+            settings.response_timeout,
+            settings.sentinel.is_some(),
+        ));
+        match &settings.sentinel {
+            None => shared.install(&settings.host, settings.port)?,
+            Some(s) => {
+                let nodes = s
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let c = client(
+                            &n.host,
+                            n.port,
+                            0,
+                            s.username.as_deref(),
+                            s.password.as_ref(),
+                            tls.as_ref(),
+                        )?;
+                        Ok((n.to_string(), c))
+                    })
+                    .collect::<RedisResult<Vec<_>>>()?;
+                let sentinels = sentinel::Sentinels {
+                    nodes,
+                    master: s.master.clone(),
+                    poll: settings.sentinel_poll,
+                    timeout: settings.connect_timeout,
+                };
+                let nudge = shared.nudge.clone().unwrap_or_default();
+                tokio::spawn(sentinel::follow(Arc::downgrade(&shared), nudge, sentinels));
+            }
+        }
+        let keys = Keys::new(&settings.key_prefix);
+        Ok(Self(Arc::new(StoreInner {
+            data: Conn::data(shared.clone()),
+            images: Conn::images(shared.clone()),
+            probe_key: format!("{}:ready-probe", settings.key_prefix),
+            keys,
+            shared,
+            min_replicas: settings.min_replicas,
+            wait_timeout: settings.wait_timeout,
         })))
     }
 
     /// A connection of its own to db 0 for a blocking stream read, whose reply may
     /// take `block` longer than an ordinary command's.
-    pub async fn blocking_connection(
-        &self,
-        block: Duration,
-    ) -> RedisResult<redis::aio::MultiplexedConnection> {
-        self.breaker.admit()?;
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout + block));
-        let r = self
-            .data_client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await;
-        self.breaker.observe(&r);
-        r
+    pub async fn blocking_connection(&self, block: Duration) -> RedisResult<BlockingConn> {
+        BlockingConn::open(self.shared.clone(), block).await
     }
 
-    /// Ok when both databases answer a read of one of the service's keys.
-    /// A key command rather than PING: an ACL user without rights on the key
-    /// prefix then fails here (NOPERM), so the process is not ready, instead
-    /// of being ready and failing every request.
+    /// Whether writes a client is told succeeded WAIT for replicas.
+    pub fn waits_for_replicas(&self) -> bool {
+        self.min_replicas > 0
+    }
+
+    /// Runs `script` and, with `redis.min_replicas` above 0, `WAIT`s for that
+    /// many replicas in the same pipeline: one round trip, and on the same
+    /// connection, which WAIT needs (it waits for what its own connection
+    /// wrote; after a reconnect it would wait for nothing and say yes).
+    pub async fn invoke_acknowledged<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        invocation: &ScriptInvocation<'_>,
+    ) -> RedisResult<(T, Durability)> {
+        if self.min_replicas == 0 {
+            let value = invocation.invoke_async(&mut self.data.clone()).await?;
+            return Ok((value, Durability::Replicated));
+        }
+        let mut conn = Conn::ack(self.shared.clone());
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(invocation)
+            .cmd("WAIT")
+            .arg(self.min_replicas)
+            .arg(self.wait_timeout.as_millis() as u64);
+        let (value, acked): (T, u32) = match pipe.query_async(&mut conn).await {
+            // A primary new since the script was loaded (a failover) lacks it:
+            // nothing ran, so load it and send both again.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            r => r?,
+        };
+        let durability = if acked >= self.min_replicas {
+            Durability::Replicated
+        } else {
+            Durability::Short {
+                acked,
+                wanted: self.min_replicas,
+            }
+        };
+        Ok((value, durability))
+    }
+
+    /// Where the primary is (`host:port`), when known.
+    pub fn primary(&self) -> Option<String> {
+        self.shared
+            .current()
+            .map(|r| format!("{}:{}", r.host, r.port))
+    }
+
+    /// Ok when both databases answer a read of one of the service's keys and
+    /// db 0 takes a write. A key command rather than PING: an ACL user without
+    /// rights on the key prefix then fails here (NOPERM), so the process is
+    /// not ready, instead of being ready and failing every request. The write
+    /// (deleting a key that never exists, which changes nothing and is not
+    /// replicated) is refused by a replica (READONLY) and by a primary short
+    /// of good replicas (NOREPLICAS), so a process pointed at either is not
+    /// ready either. With Sentinel, a process that cannot ask any sentinel is
+    /// not ready: it could not follow a failover.
     pub async fn check(&self) -> RedisResult<()> {
+        let unlocated = self
+            .shared
+            .unlocated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(why) = unlocated {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("Sentinel: {why}"),
+            )));
+        }
         let mut d = self.data.clone();
         let mut i = self.images.clone();
-        let mut data_key = redis::cmd("EXISTS");
-        data_key.arg(self.keys.current());
+        let mut data_key = redis::pipe();
+        data_key
+            .cmd("EXISTS")
+            .arg(self.keys.current())
+            .cmd("DEL")
+            .arg(&self.probe_key)
+            .ignore();
         let mut image_key = redis::cmd("EXISTS");
         image_key.arg(self.keys.images_index());
         let (a, b) = tokio::join!(
-            data_key.query_async::<i64>(&mut d),
+            data_key.query_async::<(i64,)>(&mut d),
             image_key.query_async::<i64>(&mut i)
         );
         a.and(b).map(drop)
@@ -366,6 +438,11 @@ pub enum RedisFix {
     Rights,
     /// Redis does not answer.
     Reach,
+    /// The Redis gene-api reaches is a replica, which takes no writes.
+    Replica,
+    /// The primary refuses writes while it has fewer good replicas than its
+    /// `min-replicas-to-write`.
+    NoReplicas,
 }
 
 impl RedisFix {
@@ -375,6 +452,8 @@ impl RedisFix {
         match e.kind() {
             ErrorKind::AuthenticationFailed => Some(Self::Credentials),
             ErrorKind::Server(ServerErrorKind::NoPerm) => Some(Self::Rights),
+            ErrorKind::Server(ServerErrorKind::ReadOnly) => Some(Self::Replica),
+            _ if error_code(e).as_deref() == Some("NOREPLICAS") => Some(Self::NoReplicas),
             _ if e.is_io_error()
                 || e.is_connection_refusal()
                 || e.is_connection_dropped()
@@ -396,7 +475,17 @@ impl RedisFix {
             Self::Reach => {
                 "check REDIS_IP, REDIS_PORT and that Redis runs; with REDIS_TLS=true also that \
                  REDIS_PORT is its TLS port, that REDIS_CA_FILE holds the CA of its certificate, \
-                 and whether it asks for a client certificate (REDIS_CLIENT_CERT_FILE)"
+                 and whether it asks for a client certificate (REDIS_CLIENT_CERT_FILE); with \
+                 Sentinel, REDIS_SENTINELS, REDIS_SENTINEL_MASTER and that the sentinels run"
+            }
+            Self::Replica => {
+                "point REDIS_IP at the primary, or find it through Redis Sentinel \
+                 (REDIS_SENTINELS, REDIS_SENTINEL_MASTER); after a failover this passes once \
+                 the new primary is found"
+            }
+            Self::NoReplicas => {
+                "the primary's replicas are down or lagging (its min-replicas-to-write); \
+                 this passes once they catch up"
             }
         }
     }
@@ -433,20 +522,42 @@ pub fn redis_is_transient(e: &RedisError) -> bool {
                 | ErrorKind::Server(ServerErrorKind::BusyLoading)
                 | ErrorKind::Server(ServerErrorKind::TryAgain)
                 | ErrorKind::Server(ServerErrorKind::MasterDown)
+                // A failover under way: the node became a replica, or the
+                // primary has lost its replicas, or our blocked read was cut.
+                | ErrorKind::Server(ServerErrorKind::ReadOnly)
         )
+        || matches!(error_code(e).as_deref(), Some("NOREPLICAS" | "UNBLOCKED"))
 }
 
-fn client(settings: &RedisSettings, db: i64, tls: Option<&TlsCertificates>) -> RedisResult<Client> {
-    let mut info = (settings.host.as_str(), settings.port).into_connection_info()?;
+/// The error code Redis answered (`NOREPLICAS`, ...), also for a pipeline's
+/// failed command, whose codes that redis-rs does not know it keeps only
+/// inside (`RedisError::code` is None for them).
+pub fn error_code(e: &RedisError) -> Option<String> {
+    if let Some(code) = e.code() {
+        return Some(code.to_string());
+    }
+    let errors = e.clone().into_server_errors()?;
+    errors.first().map(|(_, s)| s.code().to_string())
+}
+
+fn client(
+    host: &str,
+    port: u16,
+    db: i64,
+    username: Option<&str>,
+    password: Option<&Secret>,
+    tls: Option<&TlsCertificates>,
+) -> RedisResult<Client> {
+    let mut info = (host, port).into_connection_info()?;
     let mut redis = info.redis_settings().clone().set_db(db);
-    if let Some(user) = &settings.username {
+    if let Some(user) = username {
         // CLIENT SETINFO only labels the connection in CLIENT LIST. Sent by an
         // ACL user it needs a rule of its own, which Redis before 7.2 rejects
         // as unknown; without the rule every connection adds a NOPERM entry
         // to the ACL LOG. So an ACL user's connections skip it.
         redis = redis.set_username(user).set_skip_set_lib_name();
     }
-    if let Some(pw) = &settings.password {
+    if let Some(pw) = password {
         redis = redis.set_password(pw.expose());
     }
     info = info.set_redis_settings(redis);
@@ -454,8 +565,8 @@ fn client(settings: &RedisSettings, db: i64, tls: Option<&TlsCertificates>) -> R
         None => Client::open(info),
         Some(certs) => {
             let info = info.set_addr(ConnectionAddr::TcpTls {
-                host: settings.host.clone(),
-                port: settings.port,
+                host: host.to_string(),
+                port,
                 insecure: false,
                 tls_params: None,
             });

@@ -22,7 +22,8 @@ const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels -@all \
      +hset +hget +hmget +hdel +hkeys +sadd +sismember \
      +zadd +zrem +zcard +zscore +zrange +zrangebyscore +zrevrange +zremrangebyrank \
      +xadd +xack +xdel +xlen +xrange +xrevrange +xtrim +xread +xreadgroup +xautoclaim \
-     +xclaim +xpending +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer";
+     +xclaim +xpending +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer \
+     +wait +role";
 
 /// Commands of [`ACL_RULES`] on paths that the service test does not take,
 /// and where gene-api sends them. Every other allowed command must run there,
@@ -39,6 +40,8 @@ const SENT_ELSEWHERE: &[&str] = &[
     "pexpire",            // renewing the data lock of a load that runs over 10 s
     "sismember",          // telling an unknown release from one no longer kept
     "zscore",             // reads of a release named by ?release=<id>
+    "wait",               // writes a client is told succeeded, with redis.min_replicas
+    "role",               // with Sentinel: a named primary must say it is one
 ];
 
 const USER: &str = "gene-api";

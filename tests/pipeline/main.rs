@@ -11,6 +11,7 @@ mod sse;
 
 mod cli;
 mod control;
+mod failover;
 mod faults;
 mod ops;
 mod scaling;

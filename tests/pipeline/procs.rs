@@ -78,6 +78,17 @@ impl Proc {
         p
     }
 
+    /// A process with exactly this environment (plus its HTTP port), once ready.
+    pub fn start_env(mode: &str, env: &HashMap<String, String>) -> Self {
+        let port = free_port();
+        let mut env = env.clone();
+        env.insert("GENE_API__HTTP__PORT".into(), port.to_string());
+        env.insert("GENE_API__WORKERS__HEALTH_PORT".into(), port.to_string());
+        let p = Self::spawn(mode, &env, port);
+        p.wait_ready();
+        p
+    }
+
     fn spawn(mode: &str, env: &HashMap<String, String>, port: u16) -> Self {
         let mut child = Command::new(BIN)
             .arg(mode)
@@ -122,11 +133,17 @@ impl Proc {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_ready_within(Duration::from_secs(20));
+    }
+
+    /// Waits until /ready answers 200; returns how long that took.
+    pub fn wait_ready_within(&self, limit: Duration) -> Duration {
+        let t = Instant::now();
+        let deadline = t + limit;
         while Instant::now() < deadline {
             if let Ok(r) = http_status::get(&self.url("/ready")) {
                 if r == 200 {
-                    return;
+                    return t.elapsed();
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
