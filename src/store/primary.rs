@@ -151,6 +151,17 @@ impl Shared {
         }
     }
 
+    /// [`Self::on_route`], then [`Self::saw`] its outcome.
+    async fn watched<T>(
+        &self,
+        generation: u64,
+        request: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
+        let r = self.on_route(generation, request).await;
+        self.saw(&r);
+        r
+    }
+
     /// Wakes the follower for the errors a failover causes.
     fn saw<T>(&self, r: &RedisResult<T>) {
         if let (Some(nudge), Err(e)) = (&self.nudge, r) {
@@ -341,14 +352,10 @@ impl BlockingConn {
 
 impl ConnectionLike for BlockingConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
-        Box::pin(async move {
-            let r = self
-                .shared
-                .on_route(self.generation, self.inner.req_packed_command(cmd))
-                .await;
-            self.shared.saw(&r);
-            r
-        })
+        Box::pin(
+            self.shared
+                .watched(self.generation, self.inner.req_packed_command(cmd)),
+        )
     }
 
     fn req_packed_commands<'a>(
@@ -357,17 +364,10 @@ impl ConnectionLike for BlockingConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<redis::Value>> {
-        Box::pin(async move {
-            let r = self
-                .shared
-                .on_route(
-                    self.generation,
-                    self.inner.req_packed_commands(cmd, offset, count),
-                )
-                .await;
-            self.shared.saw(&r);
-            r
-        })
+        Box::pin(self.shared.watched(
+            self.generation,
+            self.inner.req_packed_commands(cmd, offset, count),
+        ))
     }
 
     fn get_db(&self) -> i64 {

@@ -14,8 +14,6 @@ use crate::helpers::{free_port, test_env, SAMPLE};
 use crate::procs::*;
 
 const MASTER: &str = "gene-api";
-/// Final job states.
-const FINAL: [&str; 3] = ["done", "failed", "cancelled"];
 
 /// One redis-server process (a data node or a sentinel), killed on drop.
 struct Node {
@@ -267,61 +265,6 @@ impl Ha {
     }
 }
 
-/// Every job record on the Redis at `port`, by id.
-fn records_at(port: u16) -> HashMap<String, Value> {
-    let mut c = conn(port);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("gene-api:job:*")
-        .query(&mut c)
-        .unwrap();
-    if keys.is_empty() {
-        return HashMap::new();
-    }
-    let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut c).unwrap();
-    raws.into_iter()
-        .flatten()
-        .map(|r| {
-            let v: Value = serde_json::from_str(&r).unwrap();
-            (v["id"].as_str().unwrap().to_string(), v)
-        })
-        .collect()
-}
-
-/// Waits until every job of `ids` is final on the Redis at `port`.
-fn wait_final_at(port: u16, ids: &[String], limit: Duration) -> HashMap<String, Value> {
-    let t = Instant::now();
-    loop {
-        let records = records_at(port);
-        let open: Vec<String> = ids
-            .iter()
-            .filter(|id| {
-                records
-                    .get(*id)
-                    .and_then(|j| j["status"].as_str())
-                    .is_none_or(|s| !FINAL.contains(&s))
-            })
-            .map(|id| {
-                format!(
-                    "{id}: {}",
-                    records
-                        .get(id)
-                        .map_or("no record".into(), |j| j["status"].to_string())
-                )
-            })
-            .collect();
-        if open.is_empty() {
-            return records;
-        }
-        assert!(
-            t.elapsed() < limit,
-            "{} of {} jobs answered 202 are not final within {limit:?}: {open:?}",
-            open.len(),
-            ids.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// One submission's outcome.
 #[derive(Debug, Clone)]
 struct Answer {
@@ -499,7 +442,7 @@ async fn killing_the_primary_loses_no_job_that_was_answered_202() {
     // Every job answered 202, before the kill or after, is on the new
     // primary and finishes there, well inside the reclaim time: the workers
     // followed it by themselves.
-    let records = wait_final_at(new, &ids, Duration::from_secs(40));
+    let records = wait_all_finished_at(new, &ids, Duration::from_secs(40));
     let not_done: Vec<&Value> = ids
         .iter()
         .map(|id| &records[id])
@@ -563,7 +506,7 @@ async fn acknowledged_jobs_survive_a_failover_only_with_min_replicas() {
             r.signal("-CONT");
         }
         let new = ha.wait_new_primary(old, Duration::from_secs(40));
-        let on_new = records_at(new);
+        let on_new = job_records_at(new);
         let accepted: Vec<&str> = answers
             .iter()
             .filter(|(s, _, _)| *s == 202)
@@ -624,7 +567,7 @@ async fn a_frozen_primary_comes_back_as_a_replica_and_what_it_took_alone_is_not_
     let answers = submitter.finish().await;
     assert_only_202_or_503(&answers);
     let ids = accepted_ids(&answers);
-    let records = wait_final_at(new, &ids, Duration::from_secs(90));
+    let records = wait_all_finished_at(new, &ids, Duration::from_secs(90));
     assert!(ids.iter().all(|id| records[id]["status"] == "done"));
     eprintln!(
         "frozen primary: {:?}; {} jobs answered 202, all done on the new primary",
