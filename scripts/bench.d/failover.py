@@ -151,12 +151,13 @@ class FailoverFigures:
                 client = Http(api_port, timeout=15)
                 i = 0
                 while not stop.is_set():
+                    sent = time.monotonic()
                     try:
                         status = client.request("POST", f"/image?kind=locus_group&width={300 + i % 400}")[0]
                     except (OSError, BenchError):
                         client = Http(api_port, timeout=15)
                         status = 0
-                    answers.append((time.monotonic(), status))
+                    answers.append((sent, status))
                     i += 1
                     time.sleep(0.02)
 

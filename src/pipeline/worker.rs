@@ -22,6 +22,13 @@ pub struct Worker {
     pipeline: Pipeline,
     name: String,
     conn: Option<crate::store::BlockingConn>,
+    /// Entries of this consumer may be pending unfinished: Redis failed while
+    /// a batch ran (a failover, a restart). The next read takes them back
+    /// (XREADGROUP from id 0) before any new one, so they finish as soon as
+    /// Redis is back instead of waiting `RECLAIM_AFTER_MS` for the reclaimer.
+    /// Safe because a consumer runs one batch at a time: when it reads,
+    /// nothing of its own is running.
+    unfinished: bool,
 }
 
 impl Worker {
@@ -30,6 +37,7 @@ impl Worker {
             pipeline,
             name,
             conn: None,
+            unfinished: false,
         }
     }
 
@@ -49,16 +57,31 @@ impl Worker {
             return Ok(vec![]);
         };
         let keys = &p.store.keys;
-        let opts = StreamReadOptions::default()
+        let mut opts = StreamReadOptions::default()
             .group(keys.group(), &self.name)
-            .count(p.settings.workers.batch)
-            .block(block.as_millis() as usize);
+            .count(p.settings.workers.batch);
+        // New entries wait up to the block time; this consumer's own pending
+        // ones are there or not.
+        let from = if self.unfinished {
+            "0"
+        } else {
+            opts = opts.block(block.as_millis() as usize);
+            ">"
+        };
         let r: RedisResult<Option<StreamReadReply>> =
-            conn.xread_options(&[keys.stream()], &[">"], &opts).await;
+            conn.xread_options(&[keys.stream()], &[from], &opts).await;
         match r {
-            Ok(reply) => Ok(reply
-                .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-                .unwrap_or_default()),
+            Ok(reply) => {
+                let entries: Vec<StreamId> = reply
+                    .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                    .unwrap_or_default();
+                if std::mem::take(&mut self.unfinished) && !entries.is_empty() {
+                    // Once: what fails again is left to the reclaimer, so
+                    // an entry can never hold its consumer in a loop.
+                    tracing::info!(consumer = %self.name, entries = entries.len(), "taking back this consumer's unfinished entries");
+                }
+                Ok(entries)
+            }
             Err(e) => {
                 if e.code() == Some("NOGROUP") {
                     // Redis lost the group (restarted without its data): recreate it.
@@ -66,6 +89,8 @@ impl Worker {
                 } else {
                     self.conn = None;
                 }
+                // The read may have gone through with its reply lost.
+                self.unfinished = true;
                 Err(e)
             }
         }
@@ -90,8 +115,13 @@ impl Worker {
         let runs = entries
             .iter()
             .map(|entry| self.pipeline.handle_entry(&self.name, entry, 1));
-        for r in futures_util::future::join_all(runs).await {
-            r?;
+        let failed = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(e) = failed {
+            self.unfinished = true;
+            return Err(e);
         }
         Ok(StepOutcome::Processed(n))
     }

@@ -186,13 +186,19 @@ fn health_and_ready(store: Store) -> impl Filter<Extract = (Response,), Error = 
         (status = 503, description = "Redis does not answer (`not_ready`)", body = ErrorBody))
 )]
 async fn ready(store: Store) -> Response {
-    match store.check().await {
-        Ok(()) => json_with(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(e) => json_with(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"error": "not_ready", "message": not_ready_message(&e)}),
+    let message = match store.check().await {
+        Ok(()) => return json_with(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(crate::store::NotReady::Sentinel(why)) => format!(
+            "the Redis primary is not known: {why}; check REDIS_SENTINELS, \
+             REDIS_SENTINEL_MASTER (the name the sentinels monitor), REDIS_SENTINEL_USERNAME and \
+             REDIS_SENTINEL_PASSWORD, and that the sentinels run"
         ),
-    }
+        Err(crate::store::NotReady::Redis(e)) => not_ready_message(&e),
+    };
+    json_with(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &serde_json::json!({"error": "not_ready", "message": message}),
+    )
 }
 
 /// What an operator must fix, told apart because each has its own fix. The

@@ -389,7 +389,7 @@ impl Store {
     /// of good replicas (NOREPLICAS), so a process pointed at either is not
     /// ready either. With Sentinel, a process that cannot ask any sentinel is
     /// not ready: it could not follow a failover.
-    pub async fn check(&self) -> RedisResult<()> {
+    pub async fn check(&self) -> Result<(), NotReady> {
         let unlocated = self
             .shared
             .unlocated
@@ -397,10 +397,7 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(why) = unlocated {
-            return Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                format!("Sentinel: {why}"),
-            )));
+            return Err(NotReady::Sentinel(why));
         }
         let mut d = self.data.clone();
         let mut i = self.images.clone();
@@ -417,8 +414,18 @@ impl Store {
             data_key.query_async::<(i64,)>(&mut d),
             image_key.query_async::<i64>(&mut i)
         );
-        a.and(b).map(drop)
+        a.and(b).map(drop).map_err(NotReady::Redis)
     }
+}
+
+/// Why `/ready` says no.
+#[derive(Debug)]
+pub enum NotReady {
+    /// With Sentinel: the primary is not known (no sentinel answers, or
+    /// none names a Redis that says it is the primary).
+    Sentinel(String),
+    /// Redis answered with an error, or not at all.
+    Redis(RedisError),
 }
 
 /// Stream ids `<ms>-<seq>` as numbers, for ordering (text order is wrong:

@@ -646,3 +646,146 @@ async fn unusable_tls_files_stop_the_start_naming_the_file() {
         "{stderr}"
     );
 }
+
+/// A sentinel on a TLS port only, asking for a password of its own, that
+/// monitors `redis` (over TLS, as the test's admin) under the name `gene-api`.
+struct SecureSentinel {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+const SENTINEL_PASSWORD: &str = "sentinel-test-password";
+
+impl SecureSentinel {
+    fn start(pki: &Pki, redis: &SecureRedis) -> Self {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = free_port();
+            let conf = dir.path().join("sentinel.conf");
+            let p = |name: &str| pki.path(name).display().to_string();
+            std::fs::write(
+                &conf,
+                format!(
+                    "port 0\ntls-port {port}\nbind 127.0.0.1\ndir {}\n\
+                     tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                     tls-client-cert-file {}\ntls-client-key-file {}\n\
+                     tls-auth-clients optional\ntls-replication yes\n\
+                     requirepass {SENTINEL_PASSWORD}\n\
+                     sentinel monitor gene-api 127.0.0.1 {} 1\n\
+                     sentinel auth-user gene-api {ADMIN}\nsentinel auth-pass gene-api admin-password\n",
+                    dir.path().display(),
+                    p("server.crt"),
+                    p("server.key"),
+                    p("ca.crt"),
+                    p("client.crt"),
+                    p("client.key"),
+                    redis.port
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel");
+            let client = redis::Client::build_with_tls(
+                format!("rediss://:{SENTINEL_PASSWORD}@127.0.0.1:{port}/"),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pki.read("ca.crt")),
+                },
+            )
+            .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let asked = client
+                    .get_connection_with_timeout(Duration::from_millis(500))
+                    .and_then(|mut c| {
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg("gene-api")
+                            .query::<(String, u16)>(&mut c)
+                    });
+                if asked.is_ok() {
+                    return Self {
+                        port,
+                        child,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a TLS sentinel");
+    }
+}
+
+impl Drop for SecureSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// With Sentinel, TLS and the credentials follow the same settings: the
+/// sentinel is asked over TLS with its own password, and the primary it
+/// names is used as the ACL user over TLS. A wrong sentinel password is not
+/// ready, and says which sentinel refused.
+#[tokio::test]
+async fn through_a_tls_sentinel_with_a_password_the_acl_user_runs_the_service() {
+    let pki = Pki::new();
+    let redis = SecureRedis::start(&pki, "optional");
+    let sentinel = SecureSentinel::start(&pki, &redis);
+    let env = |password: &str| {
+        let mut env = secure_env(&pki, USER, PASSWORD);
+        env.extend([
+            ("REDIS_SENTINELS", format!("127.0.0.1:{}", sentinel.port)),
+            ("REDIS_SENTINEL_MASTER", "gene-api".to_string()),
+            ("REDIS_SENTINEL_PASSWORD", password.to_string()),
+            ("REDIS_IP", String::new()),
+            ("REDIS_PORT", String::new()),
+        ]);
+        env
+    };
+    let mut app = start_app(0, &env(SENTINEL_PASSWORD)).await;
+    app.ready(200).await;
+    let load = app.run_job("/data").await;
+    assert_eq!(load["status"], "done", "{load}");
+    let plot = app.run_job("/image?kind=locus_group").await;
+    assert_eq!(plot["status"], "done", "{plot}");
+    app.stop().await;
+    let refused: Vec<String> = redis
+        .refusals()
+        .into_iter()
+        .filter(|r| r.contains(USER))
+        .collect();
+    assert!(refused.is_empty(), "ACL refusals: {refused:?}");
+
+    let mut wrong = start_app(0, &env("not-the-sentinel-password")).await;
+    // Not ready from the start; once the sentinel was asked, it says why.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let msg = loop {
+        let body = wrong.ready(503).await;
+        let msg = body["message"].as_str().unwrap().to_string();
+        if msg.contains("no sentinel answers") || Instant::now() > deadline {
+            break msg;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        msg.contains("no sentinel answers")
+            && msg.contains(&format!("127.0.0.1:{}", sentinel.port))
+            && msg.contains("REDIS_SENTINEL_PASSWORD"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-sentinel-password"), "{msg}");
+    wrong.stop().await;
+}

@@ -212,7 +212,14 @@ pub mod http_status {
 
 /// Every job record in Redis, by id.
 pub fn job_records(redis: &RedisServer) -> HashMap<String, Value> {
-    let mut conn = redis.conn(0);
+    job_records_at(redis.port)
+}
+
+/// Every job record in the Redis on `port`, by id.
+pub fn job_records_at(port: u16) -> HashMap<String, Value> {
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .and_then(|c| c.get_connection())
+        .expect("redis connection");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("gene-api:job:*")
         .query(&mut conn)
@@ -232,7 +239,14 @@ pub fn job_records(redis: &RedisServer) -> HashMap<String, Value> {
 
 /// How many entries the group has delivered but not acknowledged, per consumer.
 pub fn pending_by_consumer(redis: &RedisServer) -> HashMap<String, u64> {
-    let mut conn = redis.conn(0);
+    pending_by_consumer_at(redis.port)
+}
+
+/// [`pending_by_consumer`] of the Redis on `port`.
+pub fn pending_by_consumer_at(port: u16) -> HashMap<String, u64> {
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .and_then(|c| c.get_connection())
+        .expect("redis connection");
     let reply: redis::Value = redis::cmd("XPENDING")
         .arg("gene-api:jobs:stream")
         .arg("gene-api:workers")
@@ -308,9 +322,14 @@ pub fn wait_all_finished(
     ids: &[String],
     limit: Duration,
 ) -> HashMap<String, Value> {
+    wait_all_finished_at(redis.port, ids, limit)
+}
+
+/// [`wait_all_finished`] on the Redis on `port`.
+pub fn wait_all_finished_at(port: u16, ids: &[String], limit: Duration) -> HashMap<String, Value> {
     let t = Instant::now();
     loop {
-        let records = job_records(redis);
+        let records = job_records_at(port);
         let finished = ids
             .iter()
             .filter(|id| {
@@ -345,7 +364,7 @@ pub fn wait_all_finished(
             panic!(
                 "only {finished} of {} jobs finished within {limit:?}; unfinished: {stuck:?}; pending: {:?}",
                 ids.len(),
-                pending_by_consumer(redis)
+                pending_by_consumer_at(port)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
