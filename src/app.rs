@@ -108,13 +108,29 @@ impl Application {
             handle
         });
         let limits = Limits::new(&settings.limits);
+        let kept = settings.data.keep_releases + 1;
+        let pushed = (settings.cache.records && mode != Mode::Worker)
+            .then(|| crate::genes::Pushed::new(settings.cache.verify));
+        let catalog = match &pushed {
+            Some(p) => crate::genes::Catalog::in_memory(kept, p.clone(), settings.cache.idle),
+            None => crate::genes::Catalog::new(kept),
+        };
+        if let Some(p) = pushed {
+            tasks.spawn(crate::genes::pushed::run(
+                p,
+                pipeline.store.clone(),
+                catalog.clone(),
+                settings.cache.verify,
+                shutdown.clone(),
+            ));
+        }
         let state = AppState::new(routes::AppParts {
             pipeline: pipeline.clone(),
             hub: hub.clone(),
             metrics,
             keys: keys.clone(),
             limits: limits.clone(),
-            catalog: crate::genes::Catalog::new(settings.data.keep_releases + 1),
+            catalog,
         });
         match mode {
             Mode::Worker => {

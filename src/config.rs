@@ -34,6 +34,23 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub images: ImageSettings,
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    /// Api processes hold the records of the releases they read and answer
+    /// from memory while Redis's announcements are trusted
+    /// (`GENE_API__CACHE__RECORDS`); false: every read asks Redis.
+    pub records: bool,
+    /// How often the announcements are confirmed against Redis; a view not
+    /// confirmed for two of these is not trusted.
+    #[serde(deserialize_with = "millis", rename = "verify_ms")]
+    pub verify: Duration,
+    /// Releases (but the live one) nobody read for this long are dropped
+    /// from memory; they stay in Redis.
+    #[serde(deserialize_with = "secs", rename = "idle_secs")]
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,12 +10,23 @@
 //! A replica that meets a release it has no copy of fetches it once (other
 //! requests wait for that one fetch); only the live release has its index
 //! stored, so an older one's is built here from its records.
+//!
+//! With `cache.records` (the default), a release this process reads also
+//! has its records held here, and while the announcements of
+//! [`super::pushed`] are trusted, a read asks Redis nothing at all: which
+//! release is live (or kept) is known the moment it changes. Releases nobody
+//! read for `cache.idle_secs` are dropped from memory (they stay in Redis).
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::dataset::{self, Check, Checked, ReleaseParts};
 use super::index::{DocId, GeneIndex};
 use super::parse::Digest;
+use super::pushed::Pushed;
 use super::release::ReleaseInfo;
 use super::withdrawn::Withdrawn;
 use crate::store::{Conn, Keys};
@@ -61,6 +72,12 @@ pub struct Release {
     /// Each record's digest, by [`DocId`].
     pub digests: Arc<Vec<Digest>>,
     pub withdrawn: Withdrawn,
+    /// Every record, by [`DocId`], once fetched (with `cache.records`).
+    held: OnceLock<Arc<Vec<Bytes>>>,
+    /// Set while (or once) the records are being fetched.
+    filling: AtomicBool,
+    /// When a request last read this release, in ms since the catalog began.
+    last_read: AtomicU64,
 }
 
 impl Release {
@@ -69,6 +86,19 @@ impl Release {
     }
     pub fn digest(&self, doc: DocId) -> &[u8] {
         &self.digests[doc as usize]
+    }
+    /// The records, when this process holds them.
+    pub fn held(&self) -> Option<&Arc<Vec<Bytes>>> {
+        self.held.get()
+    }
+    /// Records `docs` from memory, when held.
+    pub fn held_records(&self, docs: &[DocId]) -> Option<Vec<Option<Bytes>>> {
+        let held = self.held.get()?;
+        Some(
+            docs.iter()
+                .map(|d| held.get(*d as usize).cloned())
+                .collect(),
+        )
     }
 }
 
@@ -87,6 +117,16 @@ struct Inner {
     loading: tokio::sync::Mutex<()>,
     /// Diffs computed, most recent last.
     diffs: Mutex<Vec<DiffEntry>>,
+    /// Reads from memory (`cache.records`); None: every read asks Redis.
+    memory: Option<Memory>,
+    epoch: Instant,
+}
+
+/// What reading from memory needs.
+struct Memory {
+    pushed: Pushed,
+    /// Releases (but the live one) nobody read for this long are dropped.
+    idle: Duration,
 }
 
 type DiffEntry = ((String, String), Arc<super::diff::Diff>);
@@ -121,6 +161,16 @@ impl Catalog {
     /// A catalog that holds copies of up to `capacity` releases (the kept
     /// ones and one more, so a swap does not evict what readers use).
     pub fn new(capacity: usize) -> Self {
+        Self::build_with(capacity, None)
+    }
+
+    /// A catalog that also holds the records of the releases read, and
+    /// answers from them while `pushed` is trusted.
+    pub fn in_memory(capacity: usize, pushed: Pushed, idle: Duration) -> Self {
+        Self::build_with(capacity, Some(Memory { pushed, idle }))
+    }
+
+    fn build_with(capacity: usize, memory: Option<Memory>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cache: Mutex::new(Vec::new()),
@@ -128,8 +178,83 @@ impl Catalog {
                 live: RwLock::new(None),
                 loading: tokio::sync::Mutex::new(()),
                 diffs: Mutex::new(Vec::new()),
+                memory,
+                epoch: Instant::now(),
             }),
         }
+    }
+
+    /// The announced state, when reads may trust it.
+    fn view(&self) -> Option<Arc<super::pushed::View>> {
+        self.inner.memory.as_ref()?.pushed.view()
+    }
+
+    /// The release a trusted view names for `pick`: Some(None) when it
+    /// names none (nothing loaded); None when the view is not trusted or
+    /// does not keep the release asked for (Redis then says why).
+    fn named(&self, pick: &Pick) -> Option<Option<String>> {
+        let view = self.view()?;
+        match pick {
+            Pick::Live => Some(view.live.clone()),
+            Pick::Release(id) => view.keeps(id).then(|| Some(id.clone())),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks `r` read now, and starts fetching its records if this process
+    /// holds records and does not have them yet.
+    fn touch(&self, r: &Arc<Release>, conn: &Conn, keys: &Keys) {
+        r.last_read.store(self.now_ms(), Ordering::Relaxed);
+        if self.inner.memory.is_some() && r.held.get().is_none() {
+            fill(r.clone(), conn.clone(), keys.clone());
+        }
+    }
+
+    /// Fetches release `id` and its records ahead of the first read (it
+    /// just went live).
+    pub fn warm(&self, conn: Conn, keys: Keys, id: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut c = conn.clone();
+            match this.of_release(&mut c, &keys, &id).await {
+                Ok(Some(r)) => this.touch(&r, &conn, &keys),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(release = %id, error = %e, "could not fetch the new live release ahead")
+                }
+            }
+        });
+    }
+
+    /// Drops the releases (but `live`) nobody read for `cache.idle_secs`.
+    pub fn drop_idle(&self, live: Option<&str>) {
+        let Some(memory) = &self.inner.memory else {
+            return;
+        };
+        let now = self.now_ms();
+        let idle = memory.idle.as_millis() as u64;
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|r| {
+            let keep = Some(r.id()) == live
+                || now.saturating_sub(r.last_read.load(Ordering::Relaxed)) < idle;
+            if !keep {
+                tracing::info!(
+                    release = r.id(),
+                    "release dropped from memory (not read lately; it stays in Redis)"
+                );
+            }
+            keep
+        });
+        let held: usize = cache
+            .iter()
+            .filter_map(|r| r.held.get())
+            .map(|h| h.iter().map(Bytes::len).sum::<usize>())
+            .sum();
+        metrics::gauge!("gene_api_records_held_bytes").set(held as f64);
+        metrics::gauge!("gene_api_releases_held").set(cache.len() as f64);
     }
 
     /// The release `pick` names, as it is now.
@@ -139,6 +264,16 @@ impl Catalog {
         keys: &Keys,
         pick: &Pick,
     ) -> Result<Arc<Release>, CatalogError> {
+        match self.named(pick) {
+            Some(None) => return Err(CatalogError::NoData),
+            Some(Some(id)) => {
+                if let Some(r) = self.of_release(conn, keys, &id).await? {
+                    self.touch(&r, conn, keys);
+                    return Ok(r);
+                }
+            }
+            None => {}
+        }
         match pick {
             Pick::Live => {
                 for _ in 0..ATTEMPTS {
@@ -163,12 +298,22 @@ impl Catalog {
                 Err(CatalogError::Changing)
             }
             Pick::Release(id) => {
-                if dataset::is_kept(conn, keys, id).await? {
-                    if let Some(r) = self.of_release(conn, keys, id).await? {
-                        return Ok(r);
+                for _ in 0..ATTEMPTS {
+                    if dataset::is_kept(conn, keys, id).await? {
+                        if let Some(r) = self.of_release(conn, keys, id).await? {
+                            return Ok(r);
+                        }
+                    }
+                    match self.not_kept(conn, keys, id).await {
+                        // Loaded again between the two looks (a DELETE
+                        // /data, then the same release): look again, never
+                        // "not kept; the kept ones are <it>".
+                        CatalogError::NotKept { kept, .. } | CatalogError::Unknown { kept, .. }
+                            if kept.iter().any(|k| k == id) => {}
+                        e => return Err(e),
                     }
                 }
-                Err(self.not_kept(conn, keys, id).await)
+                Err(CatalogError::Changing)
             }
         }
     }
@@ -198,6 +343,21 @@ impl Catalog {
         conn: &mut Conn,
         keys: &Keys,
     ) -> Result<Vec<Arc<Release>>, CatalogError> {
+        if let Some(view) = self.view() {
+            if view.kept.is_empty() {
+                return Err(CatalogError::NoData);
+            }
+            let mut out = Vec::with_capacity(view.kept.len());
+            for id in &view.kept {
+                match self.of_release(conn, keys, id).await? {
+                    Some(r) => out.push(r),
+                    None => break,
+                }
+            }
+            if out.len() == view.kept.len() {
+                return Ok(out);
+            }
+        }
         for _ in 0..ATTEMPTS {
             let ids = dataset::kept_releases(conn, keys).await?;
             if ids.is_empty() {
@@ -408,6 +568,9 @@ impl Catalog {
             index,
             digests: Arc::new(digests),
             withdrawn,
+            held: OnceLock::new(),
+            filling: AtomicBool::new(false),
+            last_read: AtomicU64::new(self.now_ms()),
         }))
     }
 
@@ -421,6 +584,30 @@ impl Catalog {
         pick: &Pick,
         mut choose: impl FnMut(&Release) -> Result<(T, Vec<DocId>), E>,
     ) -> Result<Chosen<T>, RecordsError<E>> {
+        // From memory: the view names the release, and its records are held.
+        match self.named(pick) {
+            Some(None) => return Err(CatalogError::NoData.into()),
+            Some(Some(id)) => {
+                if let Some(release) = self.of_release(conn, keys, &id).await? {
+                    self.touch(&release, conn, keys);
+                    if release.held.get().is_some() {
+                        let (extra, docs) = choose(&release).map_err(RecordsError::Choose)?;
+                        if let Some(records) = release.held_records(&docs) {
+                            if matches!(pick, Pick::Live) {
+                                self.set_live(&release);
+                            }
+                            return Ok(Chosen {
+                                release,
+                                extra,
+                                docs,
+                                records,
+                            });
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
         let mut release = match self.optimistic(pick) {
             Some(r) => r,
             None => self.release(conn, keys, pick).await?,
@@ -468,6 +655,44 @@ impl Catalog {
         }
         Err(CatalogError::Changing.into())
     }
+}
+
+/// Fetches `release`'s records into memory, once, in the background (reads
+/// go to Redis meanwhile). Given up when the release stops being kept; tried
+/// again by the next read after a Redis error.
+fn fill(release: Arc<Release>, mut conn: Conn, keys: Keys) {
+    if release.filling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut held = Vec::with_capacity(release.digests.len());
+        for batch in release.digests.chunks(dataset::READ_BATCH) {
+            let refs: Vec<&[u8]> = batch.iter().map(|d| &d[..]).collect();
+            match dataset::records_checked(&mut conn, &keys, Check::Kept(release.id()), &refs).await
+            {
+                Ok(Checked::Records(records)) if records.iter().all(Option::is_some) => {
+                    held.extend(records.into_iter().flatten());
+                }
+                // No longer kept: nothing to hold (it will be dropped).
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(release = release.id(), error = %e, "could not fetch the release's records into memory; reads go to Redis");
+                    release.filling.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        let bytes: usize = held.iter().map(Bytes::len).sum();
+        let _ = release.held.set(Arc::new(held));
+        tracing::info!(
+            release = release.id(),
+            records = release.digests.len(),
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "release records held in memory"
+        );
+    });
 }
 
 /// Every record of release `id` as `[r1,r2,...]`; None when it stopped being kept.

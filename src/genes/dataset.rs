@@ -262,13 +262,15 @@ pub async fn store_and_swap(
         .key(keys.release_order())
         .key(keys.releases_seen())
         .key(keys.legacy_genes())
+        .key(keys.releases_seq())
         .arg(&info.id)
         .arg(&info.job_id)
         .arg(generation)
         .arg(keep)
         .arg(&staging)
         .arg(keys.release_prefix())
-        .arg(keys.legacy_version_prefix());
+        .arg(keys.legacy_version_prefix())
+        .arg(keys.releases_channel());
     // A load reported `done` must survive a failover: the swap WAITs for the
     // replicas (redis.min_replicas) like a submission does.
     let (reply, durability): (Vec<String>, _) =
@@ -342,7 +344,9 @@ pub async fn delete_all(store: &Store) -> redis::RedisResult<((u64, u64), Durabi
         .key(keys.generation())
         .key(keys.records())
         .key(keys.releases_seen())
-        .arg(keys.release_prefix());
+        .key(keys.releases_seq())
+        .arg(keys.release_prefix())
+        .arg(keys.releases_channel());
     store.invoke_acknowledged(&lua::DELETE_DATA, &delete).await
 }
 

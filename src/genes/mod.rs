@@ -9,6 +9,8 @@
 //! - [`dataset`]: the Redis layout (db 0): releases whose records are
 //!   stored once by content, swapped in atomically, and every read of them;
 //! - [`catalog`]: each process's copies of the releases it reads;
+//! - [`pushed`]: which release is live, as Redis announces it, so that reads
+//!   from those copies need no round trip;
 //! - [`diff`]: what changed between two releases, and one gene's history.
 
 mod catalog;
@@ -16,6 +18,7 @@ mod dataset;
 pub mod diff;
 pub mod index;
 mod parse;
+pub mod pushed;
 pub mod release;
 mod source;
 pub mod withdrawn;
@@ -31,6 +34,7 @@ pub use dataset::{
 };
 pub use index::GeneIndex;
 pub use parse::{parse_source, DataSet, Digest};
+pub use pushed::Pushed;
 pub use release::ReleaseInfo;
 pub use source::{fetch_source, Fetched, Validators};
 pub use withdrawn::{Withdrawn, WithdrawnGene};

@@ -1,6 +1,8 @@
 -- Removes every kept release and every record; a load staging meanwhile
 -- finds the generation changed at its swap and stores nothing.
--- KEYS: current, releases, generation, records, ids ever seen. ARGV: release prefix.
+-- KEYS: current, releases, generation, records, ids ever seen, the
+-- announcements' sequence number. ARGV: release prefix, the announcements'
+-- channel.
 -- Returns {records of the live release, releases removed}.
 redis.call('INCR', KEYS[3])
 local n = 0
@@ -14,4 +16,5 @@ for _, id in ipairs(ids) do
   for _, p in ipairs(parts) do redis.call('UNLINK', ARGV[1] .. id .. ':' .. p) end
 end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
+announce(KEYS[6], KEYS[2], KEYS[1], ARGV[2])
 return {n, #ids}

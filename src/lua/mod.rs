@@ -9,6 +9,7 @@ use redis::Script;
 
 const OWNER_CHECK: &str = include_str!("owner_check.lua");
 const DATA_PARTS: &str = include_str!("data_parts.lua");
+const ANNOUNCE: &str = include_str!("announce.lua");
 const EMIT: &str = include_str!("emit.lua");
 const RESET_JOB: &str = include_str!("reset_job.lua");
 const BACKLOG: &str = include_str!("backlog.lua");
@@ -60,18 +61,19 @@ pub static REQUEUE_DEAD: LazyLock<Script> = LazyLock::new(|| {
 /// Refreshes the idle time of an entry its consumer is still running.
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| after(OWNER_CHECK, include_str!("heartbeat.lua")));
-/// Swaps a staged release in and drops the oldest past the number kept.
+/// Swaps a staged release in, drops the oldest past the number kept, and
+/// announces the change.
 pub static SWAP_DATA: LazyLock<Script> =
-    LazyLock::new(|| after(DATA_PARTS, include_str!("swap_data.lua")));
+    LazyLock::new(|| with(&[DATA_PARTS, ANNOUNCE], include_str!("swap_data.lua")));
 /// Stores a PNG and evicts the oldest images past the bounds.
 pub static STORE_IMAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("store_image.lua")));
 /// Removes one image and its bookkeeping.
 pub static DELETE_IMAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("delete_image.lua")));
-/// Deletes every release and record.
+/// Deletes every release and record, and announces it.
 pub static DELETE_DATA: LazyLock<Script> =
-    LazyLock::new(|| after(DATA_PARTS, include_str!("delete_data.lua")));
+    LazyLock::new(|| with(&[DATA_PARTS, ANNOUNCE], include_str!("delete_data.lua")));
 /// One part of the live release.
 pub static CURRENT_PART: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("current_part.lua")));

@@ -1,10 +1,12 @@
 -- Publishes a staged release and drops the oldest past the number kept.
 -- KEYS: current, releases (zset id -> load order), generation, lock, order
 -- counter, every id ever swapped in (so an unknown id is told from a dropped
--- one), the records hash of the layout before releases.
+-- one), the records hash of the layout before releases, the announcements'
+-- sequence number.
 -- ARGV: release id, job id (the lock's holder), generation seen at staging,
 -- releases kept, staging prefix (<p>:staging:<job>:), release prefix
--- (<p>:release:), the parts' prefix of the layout before releases (<p>:data:).
+-- (<p>:release:), the parts' prefix of the layout before releases (<p>:data:),
+-- the announcements' channel.
 -- Returns {'swapped', dropped ids...}, {'lost_lock'} (another load holds
 -- the lock now), {'deleted'} (DELETE /data ran meanwhile) or {'missing', part}.
 if redis.call('GET', KEYS[4]) ~= ARGV[2] then return {'lost_lock'} end
@@ -44,4 +46,5 @@ if extra > 0 then
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
 end
+announce(KEYS[8], KEYS[2], KEYS[1], ARGV[8])
 return reply

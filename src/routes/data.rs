@@ -172,10 +172,20 @@ async fn get_data(
     let mut conn = store.data.clone();
     if listing.is_plain() {
         let release = catalog.release(&mut conn, &store.keys, &pick).await?;
-        let stream =
-            genes::stream_records(&conn, &store.keys, release.id(), release.digests.clone());
         let len = release.info.data_bytes;
-        let mut resp = of_release(warp::reply::stream(stream).into_response(), release.id());
+        let body = match release.held() {
+            // Held in memory: the whole release as it was when the request
+            // began (immutable), with no Redis round trip.
+            Some(held) => warp::reply::stream(held_array(held.clone())).into_response(),
+            None => warp::reply::stream(genes::stream_records(
+                &conn,
+                &store.keys,
+                release.id(),
+                release.digests.clone(),
+            ))
+            .into_response(),
+        };
+        let mut resp = of_release(body, release.id());
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -211,9 +221,9 @@ async fn get_data(
     writer
         .write(&records, &mut first)
         .map_err(ApiError::Internal)?;
-    let rest: Vec<genes::Digest> = page
+    let rest_docs: Vec<genes::index::DocId> = page.iter().skip(RECORD_BATCH).copied().collect();
+    let rest: Vec<genes::Digest> = rest_docs
         .iter()
-        .skip(RECORD_BATCH)
         .map(|d| release.digests[*d as usize])
         .collect();
     let mut resp = if rest.is_empty() {
@@ -226,8 +236,28 @@ async fn get_data(
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
         let id = release.id().to_string();
         let (keys, mut conn) = (store.keys.clone(), conn);
+        let held = release.held().cloned();
         tokio::spawn(async move {
             if tx.send(Ok(Bytes::from(first))).await.is_err() {
+                return;
+            }
+            if let Some(held) = held {
+                for batch in rest_docs.chunks(RECORD_BATCH) {
+                    let records: Vec<Option<Bytes>> = batch
+                        .iter()
+                        .map(|d| held.get(*d as usize).cloned())
+                        .collect();
+                    let mut out = Vec::with_capacity(records.len() * 1024);
+                    let item = writer
+                        .write(&records, &mut out)
+                        .map(|()| Bytes::from(out))
+                        .map_err(std::io::Error::other);
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+                let _ = tx.send(Ok(Bytes::from_static(writer.tail()))).await;
                 return;
             }
             for batch in rest.chunks(RECORD_BATCH) {
@@ -317,8 +347,62 @@ async fn delete_data(store: Store) -> Result<Response, ApiError> {
     ))
 }
 
+/// A held release's records as one JSON array, in chunks of
+/// [`RECORD_BATCH`] records (the same bytes the Redis path streams).
+fn held_array(
+    held: std::sync::Arc<Vec<Bytes>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let chunks = held.len().div_ceil(RECORD_BATCH).max(1);
+    futures_util::stream::iter((0..chunks).map(move |n| {
+        let batch =
+            &held[(n * RECORD_BATCH).min(held.len())..((n + 1) * RECORD_BATCH).min(held.len())];
+        let mut out =
+            Vec::with_capacity(batch.iter().map(Bytes::len).sum::<usize>() + batch.len() + 2);
+        for (i, r) in batch.iter().enumerate() {
+            out.push(if n == 0 && i == 0 { b'[' } else { b',' });
+            out.extend_from_slice(r);
+        }
+        if held.is_empty() {
+            out.extend_from_slice(b"[");
+        }
+        if n + 1 == chunks {
+            out.push(b']');
+        }
+        Ok(Bytes::from(out))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::held_array;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+
+    async fn body(records: Vec<&'static str>) -> String {
+        let held = std::sync::Arc::new(
+            records
+                .into_iter()
+                .map(|r| Bytes::from_static(r.as_bytes()))
+                .collect::<Vec<_>>(),
+        );
+        let chunks: Vec<_> = held_array(held).collect().await;
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(&c.unwrap());
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_held_release_streams_as_one_json_array() {
+        assert_eq!(body(vec![]).await, "[]");
+        assert_eq!(body(vec!["{\"a\":1}"]).await, "[{\"a\":1}]");
+        let many: Vec<&'static str> = (0..2501).map(|_| "1").collect();
+        let text = body(many).await;
+        let parsed: Vec<u32> = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.len(), 2501);
+    }
+
     use super::*;
 
     #[test]

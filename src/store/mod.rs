@@ -12,7 +12,7 @@ mod primary;
 mod sentinel;
 
 pub use breaker::{Admitted, Breaker};
-pub use primary::{BlockingConn, Conn};
+pub use primary::{BlockingConn, Conn, Subscription};
 use primary::{Dial, Shared};
 use redis::{
     Client, ClientTlsConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisError,
@@ -39,6 +39,8 @@ pub struct Keys {
     releases: String,
     releases_seen: String,
     release_order: String,
+    releases_seq: String,
+    releases_channel: String,
     release_prefix: String,
     generation: String,
     data_lock: String,
@@ -67,6 +69,8 @@ impl Keys {
             releases: format!("{prefix}:releases"),
             release_order: format!("{prefix}:releases:order"),
             releases_seen: format!("{prefix}:releases:seen"),
+            releases_seq: format!("{prefix}:releases:seq"),
+            releases_channel: format!("{prefix}:releases:changed"),
             release_prefix: format!("{prefix}:release:"),
             generation: format!("{prefix}:data:generation"),
             data_lock: format!("{prefix}:data:lock"),
@@ -104,6 +108,14 @@ impl Keys {
     }
     pub fn release_order(&self) -> &str {
         &self.release_order
+    }
+    /// Counts the changes of which release is live or kept (never reset).
+    pub fn releases_seq(&self) -> &str {
+        &self.releases_seq
+    }
+    /// The pub/sub channel each such change is announced on.
+    pub fn releases_channel(&self) -> &str {
+        &self.releases_channel
     }
     pub fn release_prefix(&self) -> &str {
         &self.release_prefix
@@ -327,6 +339,11 @@ impl Store {
     /// take `block` longer than an ordinary command's.
     pub async fn blocking_connection(&self, block: Duration) -> RedisResult<BlockingConn> {
         BlockingConn::open(self.shared.clone(), block).await
+    }
+
+    /// A subscription to `channel` on the primary (see [`Subscription`]).
+    pub async fn subscribe(&self, channel: &str) -> RedisResult<Subscription> {
+        Subscription::open(self.shared.clone(), channel).await
     }
 
     /// Whether writes a client is told succeeded WAIT for replicas.

@@ -374,3 +374,57 @@ impl ConnectionLike for BlockingConn {
         super::DATA_DB
     }
 }
+
+/// A subscription to a channel on the primary, on a connection of its own.
+/// [`Subscription::next`] ends (None) when that connection is lost or the
+/// primary moves, so its owner subscribes again, on the new primary.
+pub struct Subscription {
+    messages: redis::aio::PubSubStream,
+    moves: watch::Receiver<u64>,
+    generation: u64,
+}
+
+impl Subscription {
+    pub(super) async fn open(shared: Arc<Shared>, channel: &str) -> RedisResult<Self> {
+        shared.breaker.admit()?;
+        let route = shared.current().ok_or_else(|| shared.no_route())?;
+        let client = route.data_client.clone();
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok(pubsub.into_on_message())
+        };
+        // A pub/sub connection has no response timeout of its own: the whole
+        // subscribe gets the connect timeout and the usual response time.
+        let r = match tokio::time::timeout(
+            shared.connect_timeout + shared.response_timeout,
+            shared.on_route(route.generation, subscribe),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "subscribing took longer than the connect and response timeouts",
+            )
+            .into()),
+        };
+        shared.breaker.observe(&r);
+        shared.saw(&r);
+        Ok(Self {
+            messages: r?,
+            moves: shared.moved.subscribe(),
+            generation: route.generation,
+        })
+    }
+
+    /// The next message's payload; None once the subscription is over.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        use futures_util::StreamExt;
+        let generation = self.generation;
+        tokio::select! {
+            m = self.messages.next() => m.map(|m| m.get_payload_bytes().to_vec()),
+            _ = self.moves.wait_for(|g| *g != generation) => None,
+        }
+    }
+}

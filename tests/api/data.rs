@@ -100,8 +100,9 @@ async fn delete_data_removes_everything_and_is_idempotent() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["deleted"], 0);
     // Nothing of the data set is left behind in db 0 except job bookkeeping,
-    // the generation that tells a load in flight that DELETE ran, and the
-    // counter that orders releases.
+    // the generation that tells a load in flight that DELETE ran, the
+    // counter that orders releases, and the number of the announcements of
+    // which release is live (it must only grow: a process compares it).
     let mut conn = app.redis.conn(0);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("gene-api:*")
@@ -110,7 +111,8 @@ async fn delete_data_removes_everything_and_is_idempotent() {
     assert!(
         keys.iter().all(|k| k.starts_with("gene-api:job")
             || k == "gene-api:data:generation"
-            || k == "gene-api:releases:order"),
+            || k == "gene-api:releases:order"
+            || k == "gene-api:releases:seq"),
         "leftover keys: {keys:?}"
     );
 }

@@ -5,6 +5,7 @@ mod finding;
 mod helpers;
 mod image;
 mod jobs;
+mod memory;
 mod operate;
 mod redis_security;
 mod releases;

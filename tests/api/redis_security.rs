@@ -13,9 +13,9 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// gene-api's rights, as the README gives them after `user gene-api on >PASSWORD`:
-/// keys under the default prefix only, no Pub/Sub channel, and no command but
+/// keys and Pub/Sub channels under the default prefix only, and no command but
 /// those gene-api sends (scripts' commands included: Redis checks those too).
-const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels -@all \
+const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels &gene-api:* -@all \
      +select +exists +evalsha +script|load +multi +exec \
      +get +set +setex +mget +incr +incrby +decrby \
      +del +unlink +pexpire +persist +rename \
@@ -23,7 +23,7 @@ const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels -@all \
      +zadd +zrem +zcard +zscore +zrange +zrangebyscore +zrevrange +zremrangebyrank \
      +xadd +xack +xdel +xlen +xrange +xrevrange +xtrim +xread +xreadgroup +xautoclaim \
      +xclaim +xpending +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer \
-     +wait +role";
+     +wait +role +publish +subscribe";
 
 /// Commands of [`ACL_RULES`] on paths that the service test does not take,
 /// and where gene-api sends them. Every other allowed command must run there,
