@@ -162,7 +162,7 @@ def throughput(data, workers, n, size):
         stack.close()
 
 
-def kill_recovery(data, n, size):
+def kill_recovery(data, n, size, wait_busy):
     stack = Stack(data)
     try:
         _, api = stack.start("api")
@@ -172,7 +172,10 @@ def kill_recovery(data, n, size):
         assert st == 200, st
         ids = submit(api, n, size)
         tag = f"-{victim.pid}-worker-"
-        for _ in range(10000):
+        # Until the victim holds a job (each check is a redis-cli run); past
+        # the deadline the jobs are likely all done, and it is killed anyway.
+        deadline = time.monotonic() + wait_busy
+        while time.monotonic() < deadline:
             out = stack.redis_cmd("XPENDING", "gene-api:jobs:stream", "gene-api:workers")
             lines = out.splitlines()
             busy = any(tag in l for l in lines[3:][::2]) if len(lines) > 3 else False
@@ -210,7 +213,7 @@ def main():
     one = throughput(data, 1, a.jobs, a.size)
     two = throughput(data, 2, a.jobs, a.size)
     print(f"| worker processes | plot jobs/s |\n|---|---|\n| 1 | {one:.0f} |\n| 2 | {two:.0f} ({two / one:.2f}x) |")
-    took, count = kill_recovery(data, a.jobs, a.size)
+    took, count = kill_recovery(data, a.jobs, a.size, 2 if a.smoke else 20)
     if took is None:
         print("kill -9: the victim held no job at the moment it died (nothing to reclaim)")
     else:
