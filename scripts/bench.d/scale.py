@@ -192,7 +192,11 @@ class ScaleFigures:
                                  f"(connect {w['connect_errors']}, read {w['read_errors']}, write "
                                  f"{w['write_errors']}, timeout {w['timeout_errors']}, non-2xx {w['status_errors']})")
             if conns < n:
-                raise BenchError(f"wrk -c{n}: at most {conns} connections were open at once")
+                # A 1 s smoke turn on a busy machine can end before a 100 ms
+                # sample sees every connection: only full runs enforce it.
+                if c["conn_secs"] >= 5:
+                    raise BenchError(f"wrk -c{n}: at most {conns} connections were open at once")
+                log(f"note: at most {conns} of {n} connections were seen open at once (a short turn)")
             res[n] = w
             log(f"{n} connections: {w['req_s']:.0f} req/s, p99 {w['p99_us'] / 1000:.2f} ms, no errors; "
                 f"{conns} open at once (the api held {fds - fds0}), RSS {before / 1024:.1f} -> {peak / 1024:.1f} MiB "
