@@ -7,6 +7,8 @@ of issues 6 to 21, each next to a reference measured in the same run on the
 same machine, prints one table and optionally writes every raw number as JSON.
 Figures 11-15 (HGNC releases, issue 21) are in releases.py; they start
 redis-servers and gene-apis of their own, loaded with two real releases.
+Figures 18-22 (issue 23: reads from memory, 10,000 connections and SSE
+clients, how each cost grows) are in scale.py.
 
 Every figure is also a check: a job that fails, a count that is wrong, a status
 that is not 2xx or a tool that misbehaves stops the run with a non-zero exit.
@@ -52,6 +54,7 @@ from benchlib import (
 )
 from failover import FailoverFigures
 from releases import ReleaseFigures
+from scale import ScaleFigures
 
 
 # How much each figure does, per mode. Smoke keeps the same code path with
@@ -131,7 +134,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------
 
 
-class Bench(ReleaseFigures, FailoverFigures):
+class Bench(ReleaseFigures, FailoverFigures, ScaleFigures):
     def __init__(self, a):
         self.a = a
         self.cfg = MODES["smoke" if a.smoke else "full"]
@@ -1146,6 +1149,7 @@ class Bench(ReleaseFigures, FailoverFigures):
 
         self.release_rows()
         self.failover_rows()
+        self.scale_rows()
 
     def print_rows(self):
         """The table of self.rows, in Markdown."""
@@ -1216,6 +1220,7 @@ class Bench(ReleaseFigures, FailoverFigures):
               f"First plot of each kind (not in the percentiles): "
               + ", ".join(f"{k} {v['cold_s'] * 1000:.0f} ms" for k, v in self.raw["plots"].items()) + ".")
         self.print_release_notes()
+        self.scale_notes()
 
     def run(self):
         steps = [
@@ -1242,11 +1247,16 @@ class Bench(ReleaseFigures, FailoverFigures):
             ("15 reads with ?release=", self.release_reads),
             ("16 failover time", self.failover_time),
             ("17 MIN_REPLICAS cost", self.min_replicas_cost),
+            ("18 10,000 connections", self.many_connections),
+            ("19 10,000 SSE clients", self.sse_scale),
+            ("20 point reads from memory", self.memory_reads),
+            ("21 reads with GENE_API__CACHE__RECORDS=false", self.cache_records_cost),
+            ("22 load of 1x, 2x, 4x the data set", self.load_scaling),
             ("6 footprint (end)", self.footprint_end),
         ]
         if self.a.only:
             # A development run: the set-up steps and the named figures only;
-            # the table has the rows of figures 11-15 that ran (figures 1-10
+            # the table has the rows of figures 11-22 that ran (figures 1-10
             # need each other's numbers); the raw numbers still go to --json.
             wanted = {w.strip() for w in self.a.only.split(",") if w.strip()}
             setup = {"machine", "reading the source", "1 load", "checking reads against the source", "the cache-off server (figures 4 and 5)"}
@@ -1272,11 +1282,13 @@ class Bench(ReleaseFigures, FailoverFigures):
         if self.a.only:
             self.release_rows()
             self.failover_rows()
+            self.scale_rows()
             self.raw["table"] = self.rows
             if self.rows:
                 print()
                 self.print_rows()
                 self.print_release_notes()
+                self.scale_notes()
             if self.a.json:
                 with open(self.a.json, "w") as f:
                     json.dump(self.raw, f, indent=1)
@@ -1303,10 +1315,11 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--releases", required=True,
                    help="directory of two releases: hgnc_complete_set_<date>.json and withdrawn_<date>.txt each")
+    p.add_argument("--bare-binary", help="examples/bare_reference built in release mode (figure 20)")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--json")
     p.add_argument("--only", help="comma-separated figure numbers (e.g. 5,7): those figures only; "
-                                     "the table has the rows of figures 11-15 that ran")
+                                     "the table has the rows of figures 11-22 that ran")
     a = p.parse_args()
     try:
         Bench(a).run()
