@@ -78,6 +78,8 @@ pub struct Release {
     filling: AtomicBool,
     /// When a request last read this release, in ms since the catalog began.
     last_read: AtomicU64,
+    /// `GET /genes`'s answer (every id, in source order), made once.
+    ids: OnceLock<Bytes>,
 }
 
 impl Release {
@@ -90,6 +92,16 @@ impl Release {
     /// The records, when this process holds them.
     pub fn held(&self) -> Option<&Arc<Vec<Bytes>>> {
         self.held.get()
+    }
+    /// Every HGNC id as a JSON array, in source order (what the release's
+    /// stored `ids` part holds), made on first use.
+    pub fn ids_json(&self) -> Bytes {
+        self.ids
+            .get_or_init(|| {
+                let ids: Vec<&str> = self.index.docs.iter().map(|d| d.hgnc_id.as_str()).collect();
+                Bytes::from(serde_json::to_vec(&ids).expect("strings serialize"))
+            })
+            .clone()
     }
     /// Records `docs` from memory, when held.
     pub fn held_records(&self, docs: &[DocId]) -> Option<Vec<Option<Bytes>>> {
@@ -182,6 +194,11 @@ impl Catalog {
                 epoch: Instant::now(),
             }),
         }
+    }
+
+    /// Whether reads are answered from memory now (the view is trusted).
+    pub fn from_memory(&self) -> bool {
+        self.view().is_some()
     }
 
     /// The announced state, when reads may trust it.
@@ -571,6 +588,7 @@ impl Catalog {
             held: OnceLock::new(),
             filling: AtomicBool::new(false),
             last_read: AtomicU64::new(self.now_ms()),
+            ids: OnceLock::new(),
         }))
     }
 
@@ -658,8 +676,8 @@ impl Catalog {
 }
 
 /// Fetches `release`'s records into memory, once, in the background (reads
-/// go to Redis meanwhile). Given up when the release stops being kept; tried
-/// again by the next read after a Redis error.
+/// go to Redis meanwhile). Given up when the release stops being kept or
+/// Redis fails; the next read of it tries again.
 fn fill(release: Arc<Release>, mut conn: Conn, keys: Keys) {
     if release.filling.swap(true, Ordering::AcqRel) {
         return;
@@ -674,8 +692,13 @@ fn fill(release: Arc<Release>, mut conn: Conn, keys: Keys) {
                 Ok(Checked::Records(records)) if records.iter().all(Option::is_some) => {
                     held.extend(records.into_iter().flatten());
                 }
-                // No longer kept: nothing to hold (it will be dropped).
-                Ok(_) => return,
+                // No longer kept (a DELETE /data, or dropped): nothing to
+                // hold now. The same release loaded again is the same
+                // object here, so the next read of it must try again.
+                Ok(_) => {
+                    release.filling.store(false, Ordering::Release);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(release = release.id(), error = %e, "could not fetch the release's records into memory; reads go to Redis");
                     release.filling.store(false, Ordering::Release);

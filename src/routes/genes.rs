@@ -98,6 +98,10 @@ async fn get_genes(
     let pick = take_release(&mut pairs)?;
     let listing = Listing::parse(pairs, &[])?;
     let mut conn = store.data.clone();
+    if listing.is_plain() && catalog.from_memory() {
+        let release = catalog.release(&mut conn, &store.keys, &pick).await?;
+        return Ok(of_release(raw_json(release.ids_json()), release.id()));
+    }
     if listing.is_plain() {
         let (id, ids) = match &pick {
             Pick::Live => genes::current_part(&mut conn, &store.keys, "ids")

@@ -85,7 +85,17 @@ pub struct AppParts {
 
 /// The whole API, with request tracing and JSON errors.
 pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let routes = health_and_ready(state.pipeline.store.clone())
+    // Tried in this order, each a layer of the request's future: the reads
+    // people make most come first (point reads were 0.7 of `/health` with
+    // `/genes` ninth; the paths do not overlap, so the order changes nothing
+    // else).
+    let reads = genes::routes(&state)
+        .or(search::routes(&state))
+        .unify()
+        .or(data::routes(&state))
+        .unify();
+    // Boxed: one type for the rest (the compiler's recursion limit otherwise).
+    let rest = health_and_ready(state.pipeline.store.clone())
         .or(metrics::route(
             state.metrics.clone(),
             state.pipeline.clone(),
@@ -98,15 +108,9 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .or(whoami::routes(state.keys.clone()))
         .unify()
-        .or(data::routes(&state))
-        .unify()
         .or(releases::routes(&state))
         .unify()
         .or(schedules::routes(&state))
-        .unify()
-        .or(genes::routes(&state))
-        .unify()
-        .or(search::routes(&state))
         .unify()
         .or(dead::routes(&state))
         .unify()
@@ -115,7 +119,9 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(events::routes(&state))
         .unify()
         .or(image::routes(&state))
-        .unify();
+        .unify()
+        .boxed();
+    let routes = reads.or(rest).unify();
     head_within_limit()
         .and(gate::gate(&state))
         .and(routes)

@@ -239,9 +239,11 @@ async fn reads_come_from_memory_and_a_swap_reaches_the_other_process_within_mill
     until_held(&a, &b, id, &format!("?release={old_id}")).await;
     // The GETs Redis runs with nobody reading: the processes' checks
     // (every 200 ms) and a's own work. Reads must add none.
-    let idle_from = (calls(&a, "get"), Instant::now());
+    let idle_from = (calls(&a, "get"), calls(&a, "evalsha"), Instant::now());
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let idle_rate = (calls(&a, "get") - idle_from.0) as f64 / idle_from.1.elapsed().as_secs_f64();
+    let idle_secs = idle_from.2.elapsed().as_secs_f64();
+    let idle_rate = (calls(&a, "get") - idle_from.0) as f64 / idle_secs;
+    let idle_scripts = (calls(&a, "evalsha") - idle_from.1) as f64 / idle_secs;
     let (hmget, zscore, get) = (calls(&a, "hmget"), calls(&a, "zscore"), calls(&a, "get"));
     let reading = Instant::now();
     let reads = 40;
@@ -278,12 +280,25 @@ async fn reads_come_from_memory_and_a_swap_reaches_the_other_process_within_mill
         zscore,
         "a pinned read asked Redis whether its release is kept"
     );
+    let secs = reading.elapsed().as_secs_f64();
     let gets = calls(&a, "get") - get;
-    let allowed = idle_rate * reading.elapsed().as_secs_f64() * 2.0 + 5.0;
     assert!(
-        (gets as f64) <= allowed,
+        (gets as f64) <= idle_rate * secs * 2.0 + 5.0,
         "{gets} GETs during {} reads (idle: {idle_rate:.1}/s)",
         reads * 7
+    );
+    // GET /genes read the ids with a script: from memory, it runs none.
+    let (scripts, listing) = (calls(&a, "evalsha"), Instant::now());
+    let lists = 300;
+    for _ in 0..lists {
+        let r = ask(&b, "/genes".to_string()).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Vec<String>>().await.unwrap().len(), pair.old.len());
+    }
+    let ran = calls(&a, "evalsha") - scripts;
+    assert!(
+        (ran as f64) <= idle_scripts * listing.elapsed().as_secs_f64() * 2.0 + 5.0,
+        "{ran} scripts during {lists} GET /genes (idle: {idle_scripts:.1}/s)"
     );
 
     // The switch: the same read with CACHE__RECORDS=false asks every time.
