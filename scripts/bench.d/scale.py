@@ -443,15 +443,21 @@ class ScaleFigures:
                         res["data_ms"][side].append((time.perf_counter() - t0) * 1000)
                         if status != 200 or n != self.data_bytes:
                             raise BenchError(f"GET /data ({side}): {status}, {n} bytes, expected {self.data_bytes}")
+            # Both hold the index after the same reads; only "on" holds the
+            # records: what that costs, against the records' own bytes.
+            rss = {side: proc_status_kb(proc.pid, "VmRSS") for side, (_, proc) in procs.items()}
         finally:
             for _, proc in procs.values():
                 self.stop_proc(proc)
         out = {k: {**v, "on_median": statistics.median(v["on"]), "off_median": statistics.median(v["off"])}
                for k, v in res.items()}
         out["symbol_req_s"] = {**out["symbol_req_s"], **paired(res["symbol_req_s"])}
-        self.raw["cache_records"] = out
         log("default / CACHE__RECORDS=false: " + "; ".join(
             f"{k} {v['on_median']:.2f} / {v['off_median']:.2f}" for k, v in out.items()))
+        out["rss_kb"] = {**rss, "records_bytes": self.data_bytes}
+        log(f"api RSS after the same reads: {rss['on'] / 1024:.1f} MiB default, {rss['off'] / 1024:.1f} MiB "
+            f"with CACHE__RECORDS=false; the records are {self.data_bytes / 2**20:.1f} MiB")
+        self.raw["cache_records"] = out
 
     # -- 22 ------------------------------------------------------------------
 
@@ -569,6 +575,12 @@ class ScaleFigures:
                 R(f"21 {label}, default settings", v["on_median"], unit, v["off_median"],
                   "the same with GENE_API__CACHE__RECORDS=false, alternating turns",
                   v.get("ratio", v["on_median"] / v["off_median"] if v["off_median"] else None))
+            m = cr.get("rss_kb")
+            if m:
+                held = (m["on"] - m["off"]) * 1024
+                R("21 api RSS holding the live release's records, minus the same process with "
+                  "CACHE__RECORDS=false", held / 2**20, "MiB", m["records_bytes"] / 2**20,
+                  "the records' own bytes (GET /data)", held / m["records_bytes"])
         ls = r.get("load_scaling")
         if ls:
             sizes = sorted(ls, key=int)
@@ -630,4 +642,5 @@ class ScaleFigures:
         cr = r.get("cache_records")
         if cr:
             print("Default settings / CACHE__RECORDS=false, medians: " + "; ".join(
-                f"{k} {v['on_median']:.2f} / {v['off_median']:.2f}" for k, v in cr.items()) + ".")
+                f"{k} {v['on_median']:.2f} / {v['off_median']:.2f}" for k, v in cr.items()
+                if "on_median" in v) + ".")
