@@ -109,7 +109,11 @@ fn main() -> anyhow::Result<()> {
         .build()?
         .block_on(async move {
             let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-            println!("listening on {} ({} records)", listener.local_addr()?, records.len());
+            println!(
+                "listening on {} ({} records)",
+                listener.local_addr()?,
+                records.len()
+            );
             let builder = auto::Builder::new(TokioExecutor::new());
             loop {
                 let (io, _) = listener.accept().await?;

@@ -463,6 +463,13 @@ impl Catalog {
     }
 
     fn set_live(&self, r: &Arc<Release>) {
+        // Most reads find it noted already: a read lock, not a write lock
+        // that every read on every thread would queue for.
+        let noted = self.inner.live.read().unwrap_or_else(|e| e.into_inner());
+        if noted.as_ref().is_some_and(|l| Arc::ptr_eq(l, r)) {
+            return;
+        }
+        drop(noted);
         *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
     }
 
@@ -611,15 +618,7 @@ impl Catalog {
                     if release.held.get().is_some() {
                         let (extra, docs) = choose(&release).map_err(RecordsError::Choose)?;
                         if let Some(records) = release.held_records(&docs) {
-                            if matches!(pick, Pick::Live) {
-                                self.set_live(&release);
-                            }
-                            return Ok(Chosen {
-                                release,
-                                extra,
-                                docs,
-                                records,
-                            });
+                            return Ok(self.chosen(pick, release, extra, docs, records));
                         }
                     }
                 }
@@ -657,21 +656,33 @@ impl Catalog {
                 .map_err(CatalogError::from)?
             {
                 Checked::Records(records) if records.iter().all(Option::is_some) => {
-                    if matches!(pick, Pick::Live) {
-                        self.set_live(&release);
-                    }
-                    return Ok(Chosen {
-                        release,
-                        extra,
-                        docs,
-                        records,
-                    });
+                    return Ok(self.chosen(pick, release, extra, docs, records));
                 }
                 // Moved on, or its records went with a DELETE: ask again.
                 _ => release = self.release(conn, keys, pick).await?,
             }
         }
         Err(CatalogError::Changing.into())
+    }
+
+    /// What a read chose, with the live release noted when it was read as live.
+    fn chosen<T>(
+        &self,
+        pick: &Pick,
+        release: Arc<Release>,
+        extra: T,
+        docs: Vec<DocId>,
+        records: Vec<Option<Bytes>>,
+    ) -> Chosen<T> {
+        if matches!(pick, Pick::Live) {
+            self.set_live(&release);
+        }
+        Chosen {
+            release,
+            extra,
+            docs,
+            records,
+        }
     }
 }
 
