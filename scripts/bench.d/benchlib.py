@@ -299,6 +299,18 @@ def wrk_json(out):
     raise BenchError(f"wrk printed no summary: {out[-500:]}")
 
 
+def redis_benchmark_row(out, test="GET"):
+    """The row of `test` in `redis-benchmark --csv` output, as a dict by
+    column name (`rps`, `p99_latency_ms`, ...)."""
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    header = [h.strip('"') for h in lines[0].split(",")] if lines else []
+    for ln in lines[1:]:
+        vals = [v.strip('"') for v in ln.split(",")]
+        if vals[0] == test:
+            return dict(zip(header, vals))
+    raise BenchError(f"redis-benchmark printed no {test} line: {out[-300:]}")
+
+
 def png_size(data):
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
         raise BenchError("GET /image/<id> did not return a PNG")

@@ -38,6 +38,7 @@ from benchlib import (
     log,
     Http,
     resp_encode,
+    redis_benchmark_row,
     Redis,
     paired,
     pct,
@@ -410,15 +411,7 @@ class Bench(ReleaseFigures, FailoverFigures, ScaleFigures):
         )
         cpu = meter.stop()
         self.redis.cmd("DEL", "key:000000000000")
-        ref = None
-        lines = [ln for ln in out.splitlines() if ln.strip()]
-        header = [h.strip('"') for h in lines[0].split(",")]
-        for ln in lines[1:]:
-            vals = [v.strip('"') for v in ln.split(",")]
-            if vals[0] == "GET":
-                ref = dict(zip(header, vals))
-        if not ref:
-            raise BenchError(f"redis-benchmark printed no GET line: {out[-300:]}")
+        ref = redis_benchmark_row(out)
         self.raw["redis_get"] = {
             "value_bytes": avg,
             "req_s": float(ref["rps"]),

@@ -34,7 +34,8 @@ import threading
 import time
 from urllib.parse import quote
 
-from benchlib import BenchError, Http, CpuMeter, cpu_per, log, paired, pct, proc_status_kb, run_tool, ts, wrk_json
+from benchlib import (BenchError, Http, CpuMeter, cpu_per, log, paired, pct, proc_status_kb,
+                      redis_benchmark_row, run_tool, ts, wrk_json)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -297,14 +298,8 @@ class ScaleFigures:
                   "-d", str(value_bytes), "-q"])
         out = run_tool(["redis-benchmark", "-p", str(self.a.redis_port), "-t", "get", "-c", "32",
                         "-n", str(n), "--csv"], timeout=300)
-        lines = [ln for ln in out.splitlines() if ln.strip()]
-        header = [h.strip('"') for h in lines[0].split(",")]
-        for ln in lines[1:]:
-            vals = [v.strip('"') for v in ln.split(",")]
-            if vals[0] == "GET":
-                d = dict(zip(header, vals))
-                return {"req_s": float(d["rps"]), "p99_us": 1000 * float(d.get("p99_latency_ms", "nan"))}
-        raise BenchError(f"redis-benchmark printed no GET line: {out[-300:]}")
+        d = redis_benchmark_row(out)
+        return {"req_s": float(d["rps"]), "p99_us": 1000 * float(d.get("p99_latency_ms", "nan"))}
 
     def start_bare(self):
         """The bare hyper reference (examples/bare_reference.rs) on a free port."""
