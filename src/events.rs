@@ -40,6 +40,12 @@ pub struct Event {
     pub status: JobStatus,
     /// The job's record after the change, as JSON.
     pub data: Bytes,
+    /// `id` parsed, for ordering without parsing it again per client.
+    key: (u64, u64),
+    /// The event as one SSE frame (`id:`, `event:`, `data:`), encoded once
+    /// and shared by every client it goes to: with thousands of clients,
+    /// encoding it per client was most of a delivery's cost.
+    frame: Bytes,
 }
 
 impl Event {
@@ -51,13 +57,23 @@ impl Event {
             }
         };
         let s = |name: &str| text(name).and_then(|b| std::str::from_utf8(b).ok());
+        let status: JobStatus = s("status")?.parse().ok()?;
+        let data = text("data")?;
         Some(Self {
             id: e.id.clone(),
             job: s("job")?.parse().ok()?,
             kind: s("kind")?.parse().ok()?,
-            status: s("status")?.parse().ok()?,
-            data: Bytes::copy_from_slice(text("data")?),
+            status,
+            data: Bytes::copy_from_slice(data),
+            key: stream_id_key(&e.id),
+            frame: sse_frame(Some(&e.id), status.as_str(), data),
         })
+    }
+
+    /// The event as an SSE frame: `id:` the stream entry, `event:` the
+    /// state, `data:` the job.
+    pub fn frame(&self) -> Bytes {
+        self.frame.clone()
     }
 
     /// The job as the event carries it.
@@ -67,9 +83,32 @@ impl Event {
             .and_then(jobs::parse_record)
     }
 
-    fn is_after(&self, id: &str) -> bool {
-        stream_id_key(&self.id) > stream_id_key(id)
+    fn is_after(&self, key: (u64, u64)) -> bool {
+        self.key > key
     }
+}
+
+/// One SSE frame, in the order warp's encoder wrote it (`event:`, `data:`,
+/// `id:`), which clients that count events by their `id:` line rely on. A
+/// line break inside `data` starts another `data:` line, as the format
+/// requires (job JSON has none, but a frame must never be cut by one).
+pub fn sse_frame(id: Option<&str>, event: &str, data: &[u8]) -> Bytes {
+    let mut f = Vec::with_capacity(data.len() + 64);
+    f.extend_from_slice(b"event:");
+    f.extend_from_slice(event.as_bytes());
+    f.push(b'\n');
+    for line in data.split(|&b| b == b'\n') {
+        f.extend_from_slice(b"data:");
+        f.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        f.push(b'\n');
+    }
+    if let Some(id) = id {
+        f.extend_from_slice(b"id:");
+        f.extend_from_slice(id.as_bytes());
+        f.push(b'\n');
+    }
+    f.push(b'\n');
+    Bytes::from(f)
 }
 
 /// Sleeps `pause` (then doubles it, up to 5 s); false when the process stops meanwhile.
@@ -229,8 +268,8 @@ impl Hub {
         // Subscribe before reading the backlog, so nothing falls between them.
         let rx = self.subscribe();
         let mut backlog = VecDeque::new();
-        let mut last = after;
-        if let Some(after) = &last {
+        let mut last = after.as_deref().map(stream_id_key);
+        if let Some(after) = &after {
             let mut from = after.clone();
             loop {
                 let page = self.since(&from, BATCH).await?;
@@ -244,7 +283,7 @@ impl Hub {
                 }
             }
             if let Some(e) = backlog.back() {
-                last = Some(e.id.clone());
+                last = Some(e.key);
             }
         }
         let state = (self.clone(), rx, backlog, last);
@@ -253,13 +292,13 @@ impl Hub {
             |(hub, mut rx, mut backlog, mut last)| async move {
                 loop {
                     if let Some(e) = backlog.pop_front() {
-                        last = Some(e.id.clone());
+                        last = Some(e.key);
                         return Some((e, (hub, rx, backlog, last)));
                     }
                     match rx.recv().await {
                         Ok(e) => {
-                            if last.as_deref().is_none_or(|l| e.is_after(l)) {
-                                last = Some(e.id.clone());
+                            if last.is_none_or(|l| e.is_after(l)) {
+                                last = Some(e.key);
                                 return Some((e, (hub, rx, backlog, last)));
                             }
                         }
@@ -268,8 +307,8 @@ impl Hub {
                                 missed = n,
                                 "event client fell behind; reading from Redis"
                             );
-                            if let Some(l) = &last {
-                                match hub.since(l, BATCH).await {
+                            if let Some((ms, seq)) = last {
+                                match hub.since(&format!("{ms}-{seq}"), BATCH).await {
                                     Ok(page) => backlog.extend(page),
                                     Err(e) => tracing::warn!(error = %e, "events catch-up failed"),
                                 }

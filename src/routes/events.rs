@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::docs::SseEvent;
-use super::jobs::{sse_event, sse_reply};
+use super::jobs::sse_reply;
 use super::{gate, only_params, respond, typed_param, with, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::Hub;
@@ -72,7 +72,7 @@ async fn events(
         .stream(after)
         .await?
         .filter(move |e| std::future::ready(kind.is_none_or(|k| k == e.kind)))
-        .map(|e| sse_event(&e));
+        .map(|e| e.frame());
     let slot = limits
         .open_stream(client)
         .ok_or_else(|| gate::too_many_streams(&limits))?;

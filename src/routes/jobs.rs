@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -19,7 +19,7 @@ use super::{
     prefer_wait, respond, small_body, typed_param, with, wrong_state, AppState,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::events::{Event, Hub};
+use crate::events::{sse_frame, Hub};
 use crate::jobs::{self, Command, Cursor, Job, JobFilter, JobKind, JobStatus};
 use crate::limits::{Client, Limits, StreamSlot};
 use crate::pipeline::{ControlError, Pipeline, Stats};
@@ -312,9 +312,7 @@ async fn job_events(
     let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
         .await?
         .ok_or_else(|| job_not_found(&id))?;
-    let first = warp::sse::Event::default()
-        .event(job.status.as_str())
-        .data(job.to_json());
+    let first = sse_frame(None, job.status.as_str(), job.to_json().as_bytes());
     let finished = job.status.is_finished();
     let seen = (job.status, job.updated_at);
     let changes = live
@@ -334,55 +332,132 @@ async fn job_events(
         }
         let e = s.next().await?;
         let done = e.status.is_finished();
-        Some((sse_event(&e), (s, done)))
+        Some((e.frame(), (s, done)))
     });
     let events = futures_util::stream::once(std::future::ready(first)).chain(changes);
     Ok(sse_reply(&hub, events, slot))
 }
 
-/// One event as SSE: `id:` the stream entry, `event:` the state, `data:` the job.
-pub(super) fn sse_event(e: &Arc<Event>) -> warp::sse::Event {
-    warp::sse::Event::default()
-        .id(e.id.clone())
-        .event(e.status.as_str())
-        .data(String::from_utf8_lossy(&e.data).into_owned())
-}
+/// How long an event stream may stay silent before a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// An SSE response with keep-alive comments every 15 s, so proxies and
-/// clients can tell an idle stream from a dead one. The events are driven by
-/// a task of their own (warp wants a `Sync` stream); it ends when the stream
-/// does or the client goes away.
+/// An SSE response of ready-encoded frames, with a keep-alive comment in
+/// every 15 s that carried no event, so proxies and clients can tell an idle
+/// stream from a dead one. The body is the stream itself, polled by the
+/// connection's own task: no task or channel per client, and no per-client
+/// encoding (each event's frame is shared), which is what makes an event
+/// cheap to deliver to thousands of clients. It ends when the events do,
+/// the client goes away, or the process stops.
 pub(super) fn sse_reply(
     hub: &Hub,
-    events: impl Stream<Item = warp::sse::Event> + Send + 'static,
+    events: impl Stream<Item = Bytes> + Send + 'static,
     slot: StreamSlot,
 ) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(64);
-    let stop = hub.shutdown().clone();
-    tokio::spawn(async move {
-        // The client's stream slot is held as long as this task runs.
-        let _slot = slot;
-        let mut events = std::pin::pin!(events);
-        loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = stop.cancelled() => return,
-                next = events.next() => match next {
-                    Some(e) => {
-                        if tx.send(e).await.is_err() {
-                            return;
+    let frames = with_keep_alive(events, KEEP_ALIVE, slot)
+        .take_until(hub.shutdown().clone().cancelled_owned())
+        .map(Ok::<_, Infallible>);
+    // warp asks for a `Sync` body stream; the connection polls it from one task.
+    let mut resp = warp::reply::stream(sync_wrapper::SyncStream::new(frames)).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// `events`, with a comment (`:`) after each `every` in which none came.
+/// The timer is not reset per event (a timer-wheel update per delivery): it
+/// fires every `every` and speaks only if nothing was sent since it last
+/// fired. `held` (the client's stream slot) lives as long as the stream.
+fn with_keep_alive<H: Send + 'static>(
+    events: impl Stream<Item = Bytes> + Send + 'static,
+    every: Duration,
+    held: H,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    let tick = move || Box::pin(tokio::time::sleep(every));
+    let state = (Box::pin(events), tick(), false, held);
+    futures_util::stream::unfold(
+        state,
+        move |(mut events, mut idle, mut sent, held)| async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    next = events.next() => {
+                        sent = true;
+                        return Some((next?, (events, idle, sent, held)));
+                    }
+                    _ = &mut idle => {
+                        idle = tick();
+                        if !std::mem::take(&mut sent) {
+                            return Some((Bytes::from_static(b":\n\n"), (events, idle, sent, held)));
                         }
                     }
-                    None => return,
-                },
+                }
             }
-        }
-    });
-    let events = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, Infallible>);
-    warp::sse::reply(
-        warp::sse::keep_alive()
-            .interval(std::time::Duration::from_secs(15))
-            .stream(events),
+        },
     )
-    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_stream_gets_comments_and_a_busy_one_none() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let events =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+            );
+        let held = Arc::new(());
+        let mut s = Box::pin(with_keep_alive(
+            events,
+            Duration::from_millis(500),
+            held.clone(),
+        ));
+        // Idle: a comment within about one period.
+        let first = tokio::time::timeout(Duration::from_secs(2), s.next()).await;
+        assert_eq!(first.unwrap().unwrap(), Bytes::from_static(b":\n\n"));
+        // An event goes out at once, unchanged.
+        tx.send(Bytes::from_static(b"event:done\ndata:{}\n\n"))
+            .unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(1), s.next()).await;
+        assert_eq!(
+            next.unwrap().unwrap(),
+            Bytes::from_static(b"event:done\ndata:{}\n\n")
+        );
+        // Events every 20 ms keep the comments away.
+        let feeder = tokio::spawn(async move {
+            for _ in 0..15 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send(Bytes::from_static(b"data:x\n\n")).unwrap();
+            }
+        });
+        for _ in 0..15 {
+            let got = tokio::time::timeout(Duration::from_secs(2), s.next()).await;
+            assert_eq!(got.unwrap().unwrap(), Bytes::from_static(b"data:x\n\n"));
+        }
+        feeder.await.unwrap();
+        // The events ended: so does the stream, and what it held is let go.
+        assert!(s.next().await.is_none());
+        drop(s);
+        assert_eq!(Arc::strong_count(&held), 1);
+    }
+
+    #[test]
+    fn a_frame_is_warp_s_order_and_splits_lines() {
+        assert_eq!(
+            &sse_frame(Some("1-2"), "done", b"{\"a\":1}")[..],
+            b"event:done\ndata:{\"a\":1}\nid:1-2\n\n"
+        );
+        assert_eq!(
+            &sse_frame(None, "queued", b"a\r\nb")[..],
+            b"event:queued\ndata:a\ndata:b\n\n"
+        );
+    }
 }
