@@ -67,6 +67,7 @@ pub fn install(mode: &'static str) -> PrometheusHandle {
                 tracing::warn!("another metrics recorder is installed; /metrics stays empty");
             }
             describe();
+            zero_series();
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "mode" => mode)
                 .set(1.0);
             handle
@@ -200,6 +201,26 @@ fn method_label(method: &str) -> &'static str {
         "OPTIONS" => "OPTIONS",
         _ => "other",
     }
+}
+
+/// Every job series that can exist, at 0 from the first scrape: a series
+/// that appears only with its first job makes `rate()` and `increase()` miss
+/// that job and leaves an alert on failures with nothing to look at until one
+/// fails (Prometheus' own advice is to export such series as 0 up front).
+/// Kinds and final states are few and fixed, so the label sets stay bounded.
+fn zero_series() {
+    for kind in JobKind::ALL {
+        let k = kind.as_str();
+        metrics::counter!(JOBS_SUBMITTED, "kind" => k).absolute(0);
+        metrics::counter!(JOB_RETRIES, "kind" => k).absolute(0);
+        for state in JobStatus::ALL.into_iter().filter(|s| s.is_finished()) {
+            metrics::counter!(JOBS_FINISHED, "kind" => k, "state" => state.as_str()).absolute(0);
+        }
+        metrics::gauge!(JOBS_IN_PROGRESS, "kind" => k).set(0.0);
+        // Registered, so the histogram is rendered (count 0) before a run.
+        let _ = metrics::histogram!(JOB_DURATION, "kind" => k);
+    }
+    metrics::counter!(JOBS_DEAD_LETTERED).absolute(0);
 }
 
 pub fn job_submitted(kind: JobKind) {

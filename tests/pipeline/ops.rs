@@ -194,3 +194,74 @@ async fn while_redis_is_away_connection_attempts_back_off_and_it_recovers_in_sec
     drop(redis);
     let _ = free_port();
 }
+
+/// The value of the series named exactly `series` (name and labels) in a
+/// Prometheus text page.
+fn series_value(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+async fn scrape(p: &Proc) -> String {
+    let r = reqwest::get(p.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// Fresh processes (the recorder is process-wide, so only a process of its
+/// own shows what a first scrape sees): every job series is there at 0
+/// before any job, and moves from 0 once one runs.
+#[tokio::test]
+async fn every_job_series_is_exported_at_zero_from_the_first_scrape() {
+    let redis = RedisServer::start();
+    let api = Proc::start("api", &redis, &[]);
+    let worker = Proc::start("worker", &redis, &[]);
+    let mut series = vec!["gene_api_jobs_dead_lettered_total".to_string()];
+    for kind in ["load", "plot"] {
+        series.push(format!("gene_api_jobs_submitted_total{{kind=\"{kind}\"}}"));
+        series.push(format!("gene_api_job_retries_total{{kind=\"{kind}\"}}"));
+        series.push(format!("gene_api_jobs_in_progress{{kind=\"{kind}\"}}"));
+        series.push(format!(
+            "gene_api_job_duration_seconds_count{{kind=\"{kind}\"}}"
+        ));
+        for state in ["done", "failed", "cancelled"] {
+            series.push(format!(
+                "gene_api_jobs_finished_total{{kind=\"{kind}\",state=\"{state}\"}}"
+            ));
+        }
+    }
+    for p in [&api, &worker] {
+        let page = scrape(p).await;
+        for s in &series {
+            assert_eq!(
+                series_value(&page, s),
+                Some(0.0),
+                "{s} before any job\n{page}"
+            );
+        }
+    }
+    // One load through the api, run by the worker: its series leave 0, the others stay.
+    load(&api).await;
+    let (a, w) = (scrape(&api).await, scrape(&worker).await);
+    let submitted = "gene_api_jobs_submitted_total{kind=\"load\"}";
+    let done = "gene_api_jobs_finished_total{kind=\"load\",state=\"done\"}";
+    assert_eq!(series_value(&a, submitted), Some(1.0), "{a}");
+    assert_eq!(series_value(&w, done), Some(1.0), "{w}");
+    assert_eq!(
+        series_value(&w, "gene_api_job_duration_seconds_count{kind=\"load\"}"),
+        Some(1.0)
+    );
+    for s in &series {
+        if s != submitted && !s.starts_with("gene_api_job_duration_seconds_count{kind=\"load\"") {
+            assert_eq!(series_value(&a, s), Some(0.0), "api {s}");
+        }
+        if s != done && !s.starts_with("gene_api_job_duration_seconds_count{kind=\"load\"") {
+            assert_eq!(series_value(&w, s), Some(0.0), "worker {s}");
+        }
+    }
+}
