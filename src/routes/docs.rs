@@ -188,6 +188,36 @@ fn spec_json() -> &'static str {
     })
 }
 
+/// The methods the route `template` (as [`super::route_template`] names it)
+/// answers, for the `Allow` header of a 405 (RFC 9110 requires one): read
+/// from the served contract, so the header and the contract cannot disagree.
+pub(super) fn allowed_methods(template: &str) -> Option<&'static str> {
+    static ALLOWED: OnceLock<std::collections::HashMap<String, String>> = OnceLock::new();
+    ALLOWED
+        .get_or_init(|| {
+            let doc: serde_json::Value =
+                serde_json::from_str(spec_json()).expect("the OpenAPI document parses");
+            let order = [
+                "get", "head", "post", "put", "patch", "delete", "options", "trace",
+            ];
+            doc["paths"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(path, item)| {
+                    let methods: Vec<String> = order
+                        .iter()
+                        .filter(|m| item.get(**m).is_some())
+                        .map(|m| m.to_ascii_uppercase())
+                        .collect();
+                    (path.clone(), methods.join(", "))
+                })
+                .collect()
+        })
+        .get(template)
+        .map(String::as_str)
+}
+
 /// What the gate (`routes/gate.rs`) may answer before any route runs, added
 /// to every operation from the same table the gate uses
 /// (`auth::required_scope`): the bearer key each operation needs, 401 and

@@ -122,12 +122,30 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .boxed();
     let routes = reads.or(rest).unify();
-    head_within_limit()
+    let answered = head_within_limit()
         .and(gate::gate(&state))
         .and(routes)
         .recover(recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(answered)
+        .map(with_allow)
         .with(warp::log::custom(access_log))
+}
+
+/// A 405 names the methods its route does answer (`Allow`, required by RFC
+/// 9110), from the contract's table of routes. A rejection does not know its
+/// path, so this is added on the way out.
+fn with_allow(path: warp::path::FullPath, reply: impl Reply) -> Response {
+    let mut resp = reply.into_response();
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = docs::allowed_methods(route_template(path.as_str())) {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+    }
+    resp
 }
 
 /// One line per request, and its metrics. Probes and scrapes (`/health`,
@@ -153,10 +171,10 @@ pub fn probes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             false,
         ))
         .unify();
-    head_within_limit()
-        .and(routes)
-        .recover(recover)
-        .unify()
+    let answered = head_within_limit().and(routes).recover(recover).unify();
+    warp::path::full()
+        .and(answered)
+        .map(with_allow)
         .with(warp::log::custom(access_log))
 }
 

@@ -27,6 +27,68 @@ async fn wrong_methods_are_json_405() {
     }
 }
 
+/// Every 405 says which methods its route takes (`Allow`, RFC 9110), and
+/// they are the methods the contract lists for the path: checked on every
+/// path of the served contract, with a method it does not list.
+#[tokio::test]
+async fn every_405_has_an_allow_header_that_the_contract_agrees_with() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() > 20, "{}", paths.len());
+    let order = [
+        "get", "head", "post", "put", "patch", "delete", "options", "trace",
+    ];
+    let value = |param: &str| match param {
+        "hgnc_id" => "HGNC:5",
+        "symbol" => "A1BG",
+        "entry_id" => "1-0",
+        "release" => "2024-07-23",
+        "file" => "swagger-ui.css",
+        _ => "0b7e5a8e-7c1f-4f5e-9d55-3e8f6a1c2b4d",
+    };
+    let mut checked = 0;
+    for (template, item) in paths {
+        let mut path = String::new();
+        for segment in template.split('/').skip(1) {
+            path.push('/');
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(param) => path.push_str(value(param)),
+                None => path.push_str(segment),
+            }
+        }
+        let listed: Vec<String> = order
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        for method in ["TRACE", "PUT", "PATCH", "DELETE", "POST"] {
+            // A method of this path, or of another template the path also
+            // fits (`DELETE /jobs/dead` is a cancel of job "dead": a 400).
+            let fits = |other: &str| {
+                let (a, b): (Vec<_>, Vec<_>) =
+                    (other.split('/').collect(), template.split('/').collect());
+                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x == y || x.starts_with('{'))
+            };
+            if paths.iter().any(|(other, item)| {
+                fits(other) && item.get(method.to_ascii_lowercase().as_str()).is_some()
+            }) {
+                continue;
+            }
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = app.client.request(m, app.url(&path)).send().await.unwrap();
+            assert_eq!(r.status(), 405, "{method} {path}");
+            let allow = r
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(allow, Some(listed.join(", ")), "{method} {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_json_413() {
     let app = spawn_app().await;
