@@ -166,10 +166,10 @@ pub struct Health {
 }
 
 /// `GET /openapi.json`, `GET /docs`, `GET /docs/<file>`.
-pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(open: bool) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let spec = warp::path!("openapi.json")
         .and(warp::get())
-        .then(openapi_json);
+        .then(move || openapi_json(open));
     let index = warp::path!("docs").and(warp::get()).then(docs_index);
     let file = warp::path!("docs" / String)
         .and(warp::get())
@@ -178,12 +178,15 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
     spec.or(index).unify().or(file).unify()
 }
 
-fn spec_json() -> &'static str {
-    static SPEC: OnceLock<String> = OnceLock::new();
-    SPEC.get_or_init(|| {
+/// The served contract. `open`: the server has no keys, and the contract says
+/// so: no operation asks for a bearer key or answers 401/403 (a client
+/// generator or fuzzer would otherwise believe the write routes protected).
+fn spec_json(open: bool) -> &'static str {
+    static SPEC: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    SPEC[usize::from(open)].get_or_init(|| {
         let mut doc =
             serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
-        add_gate_answers(&mut doc);
+        add_gate_answers(&mut doc, open);
         serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
     })
 }
@@ -196,7 +199,7 @@ pub(super) fn allowed_methods(template: &str) -> Option<&'static str> {
     ALLOWED
         .get_or_init(|| {
             let doc: serde_json::Value =
-                serde_json::from_str(spec_json()).expect("the OpenAPI document parses");
+                serde_json::from_str(spec_json(true)).expect("the OpenAPI document parses");
             let order = [
                 "get", "head", "post", "put", "patch", "delete", "options", "trace",
             ];
@@ -222,15 +225,17 @@ pub(super) fn allowed_methods(template: &str) -> Option<&'static str> {
 /// to every operation from the same table the gate uses
 /// (`auth::required_scope`): the bearer key each operation needs, 401 and
 /// 403 where a key is checked, 429 wherever a budget is spent.
-fn add_gate_answers(doc: &mut serde_json::Value) {
+fn add_gate_answers(doc: &mut serde_json::Value, open: bool) {
     use serde_json::json;
     let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
     let retry_after =
         json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}});
-    doc["components"]["securitySchemes"] = json!({
-        "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "An API key (`gene-api keygen`), when the server has keys configured"}
-    });
+    if !open {
+        doc["components"]["securitySchemes"] = json!({
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "An API key (`gene-api keygen`)"}
+        });
+    }
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -240,7 +245,7 @@ fn add_gate_answers(doc: &mut serde_json::Value) {
         };
         for (method, op) in ops.iter_mut() {
             let method = method.to_ascii_uppercase();
-            let scope = crate::auth::required_scope(&method, path);
+            let scope = crate::auth::required_scope(&method, path).filter(|_| !open);
             if let Some(scope) = scope {
                 let when = if scope == crate::auth::Scope::Read {
                     " (only when the server protects reads: `auth.protect_reads`)"
@@ -282,8 +287,8 @@ fn add_gate_answers(doc: &mut serde_json::Value) {
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
 )]
-async fn openapi_json() -> Response {
-    let mut r = Response::new(spec_json().into());
+async fn openapi_json(open: bool) -> Response {
+    let mut r = Response::new(spec_json(open).into());
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -355,8 +360,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_open_server_s_contract_asks_for_no_key_and_a_keyed_one_s_does() {
+        let ops = |open: bool| -> Vec<(String, serde_json::Value)> {
+            let doc: serde_json::Value = serde_json::from_str(spec_json(open)).unwrap();
+            assert_eq!(doc["components"]["securitySchemes"].is_null(), open);
+            let mut out = vec![];
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                for (method, op) in item.as_object().unwrap() {
+                    out.push((format!("{method} {path}"), op.clone()));
+                }
+            }
+            out
+        };
+        for (name, op) in ops(true) {
+            assert!(op.get("security").is_none(), "{name}");
+            assert!(op["responses"].get("401").is_none(), "{name}");
+            assert!(op["responses"].get("403").is_none(), "{name}");
+        }
+        let keyed = ops(false);
+        let delete_data = &keyed.iter().find(|(n, _)| n == "delete /data").unwrap().1;
+        assert_eq!(delete_data["security"], serde_json::json!([{"bearer": []}]));
+        assert!(delete_data["responses"].get("401").is_some());
+        // The same operations either way.
+        let names = |v: &[(String, serde_json::Value)]| {
+            v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&ops(true)), names(&keyed));
+    }
+
+    #[test]
     fn the_contract_has_every_operation_the_gate_knows_and_no_other() {
-        let doc: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(spec_json(false)).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         // The operations, derived: the gate's table (which must name every
         // route, or the route needs admin) against the contract's paths.

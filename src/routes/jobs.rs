@@ -222,6 +222,11 @@ async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
+    // `/jobs/dead` and `/jobs/stats` are routes of their own (GET only), not
+    // job ids: a DELETE of them is a wrong method, as its `Allow` says.
+    if matches!(raw_id.as_str(), "dead" | "stats") {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let id = parse_job_id(&raw_id)?;
     match pipeline.cancel(&id).await {
         Ok(job) => Ok(json_with(StatusCode::OK, &job)),

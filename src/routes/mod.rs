@@ -104,7 +104,7 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .unify()
         .or(dashboard::routes())
         .unify()
-        .or(docs::routes())
+        .or(docs::routes(!state.keys.is_enabled()))
         .unify()
         .or(whoami::routes(state.keys.clone()))
         .unify()

@@ -63,16 +63,7 @@ async fn every_405_has_an_allow_header_that_the_contract_agrees_with() {
             .map(|m| m.to_ascii_uppercase())
             .collect();
         for method in ["TRACE", "PUT", "PATCH", "DELETE", "POST"] {
-            // A method of this path, or of another template the path also
-            // fits (`DELETE /jobs/dead` is a cancel of job "dead": a 400).
-            let fits = |other: &str| {
-                let (a, b): (Vec<_>, Vec<_>) =
-                    (other.split('/').collect(), template.split('/').collect());
-                a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x == y || x.starts_with('{'))
-            };
-            if paths.iter().any(|(other, item)| {
-                fits(other) && item.get(method.to_ascii_lowercase().as_str()).is_some()
-            }) {
+            if listed.iter().any(|m| m == method) {
                 continue;
             }
             let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

@@ -229,6 +229,17 @@ async fn every_route_asks_for_the_right_scope() {
         walked, contract,
         "the router's operations (left) and the contract's (right) differ"
     );
+    // With keys, the contract asks for them; without, it does not.
+    assert_eq!(
+        spec["paths"]["/data"]["delete"]["security"],
+        serde_json::json!([{"bearer": []}])
+    );
+    let open = spawn_app_with(Mode::Serve, Path::new(SAMPLE), &[]).await;
+    let spec: Value = open.get("/openapi.json").await.json().await.unwrap();
+    assert!(spec["components"]["securitySchemes"].is_null());
+    assert!(spec["paths"]["/data"]["delete"].get("security").is_none());
+    // ... and the open server does what it says: DELETE /data without a key.
+    assert_eq!(send(&open, "DELETE", "/data", None).await.status(), 200);
 }
 
 #[tokio::test]
