@@ -48,7 +48,7 @@ pub enum Pick {
 impl Pick {
     /// From `?release=`: absent, empty or `live` mean the live one.
     pub fn from_param(value: Option<&str>) -> Result<Self, String> {
-        match value.map(str::trim) {
+        match value {
             None | Some("") | Some("live") => Ok(Pick::Live),
             Some(id)
                 if id.len() <= 64

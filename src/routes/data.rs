@@ -65,7 +65,7 @@ pub struct LoadRequest {
     /// An archived HGNC release by its date, `YYYY-MM-DD`: the server reads
     /// it from its archive (`data.archive_source`, HGNC's monthly archive by
     /// default). The client never names a host.
-    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", format = Date)]
     release: Option<String>,
 }
 
@@ -77,6 +77,10 @@ pub(super) fn parse_load_body(body: &[u8]) -> Result<Option<String>, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
     })?;
+    // `null`: as no body (the contract's body is nullable).
+    if value.is_null() {
+        return Ok(None);
+    }
     if value.get("source").is_some() {
         return Err(ApiError::bad_request(
             "source_not_allowed",
@@ -104,7 +108,7 @@ pub(super) fn parse_load_body(body: &[u8]) -> Result<Option<String>, ApiError> {
 
 #[utoipa::path(
     post, path = "/data", tag = "data",
-    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
     request_body(content = Option<LoadRequest>, description = "Nothing, or `{}`: the server's source (`GENE_API__DATA__SOURCE`) and withdrawn file; `{\"release\": \"YYYY-MM-DD\"}`: that archived release, from the server's archive template", content_type = "application/json"),
     responses((status = 202, description = "A load: the job, queued (follow `Location`); its result names the release, or says `unchanged: true` when the source had not changed", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
@@ -139,15 +143,15 @@ pub(super) fn load_command(pipeline: &Pipeline, archived: Option<&str>) -> Comma
 #[utoipa::path(
     get, path = "/data", tag = "data",
     params(
-        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$"),
         ("limit" = Option<usize>, Query, description = "At most this many records (1 to 50,000); with any parameter the answer has `X-Total-Count`", minimum = 1, maximum = 50000),
         ("offset" = Option<usize>, Query, description = "Skip this many matching records first", minimum = 0, maximum = 1000000),
-        ("fields" = Option<String>, Query, description = "Only these fields, comma-separated, in this order: `hgnc_id,symbol,name`"),
+        ("fields" = Option<String>, Query, description = "Only these fields, comma-separated, in this order: `hgnc_id,symbol,name`", min_length = 1),
         ("format" = Option<String>, Query, description = "`json` (the default) or `tsv` (HGNC's TSV layout; also chosen by `Accept: text/tab-separated-values`)", pattern = "^(json|tsv)$"),
-        ("symbol" = Option<String>, Query, description = "Filter: the approved symbol (case-insensitive). Any stored field filters the same way (`GET /info` lists them); several filters are AND-ed"),
-        ("alias_symbol" = Option<String>, Query, description = "Filter: one of the gene's aliases (a list field matches any element)"),
-        ("locus_group" = Option<String>, Query, description = "Filter: e.g. `protein-coding gene`"),
-        ("chromosome" = Option<String>, Query, description = "Filter: the chromosome `location` names (`1`..`22`, `X`, `Y`, `MT`)"),
+        ("symbol" = Option<String>, Query, description = "Filter: the approved symbol (case-insensitive). Any stored field filters the same way (`GET /info` lists them); several filters are AND-ed", pattern = "^.*\\S.*$"),
+        ("alias_symbol" = Option<String>, Query, description = "Filter: one of the gene's aliases (a list field matches any element)", pattern = "^.*\\S.*$"),
+        ("locus_group" = Option<String>, Query, description = "Filter: e.g. `protein-coding gene`", pattern = "^.*\\S.*$"),
+        ("chromosome" = Option<String>, Query, description = "Filter: the chromosome `location` names (`1`..`22`, `X`, `Y`, `MT`)", pattern = "^.*\\S.*$"),
     ),
     responses((status = 200, description = "Every gene record of the live data set, or those the filters pick, in source order (as JSON, or as TSV)", content(
             (Vec<GeneFields> = "application/json"),
@@ -299,7 +303,7 @@ async fn get_data(
 
 #[utoipa::path(
     get, path = "/data/info", tag = "data",
-    params(("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$")),
     responses((status = 200, description = "What the live release (or the one asked for) is: id, as-of date, records, source, sha256, withdrawn file, when it was loaded", body = ReleaseInfo,
             headers(("X-HGNC-Release" = String, description = "The release answered from"))),
         (status = 400, description = "Not a release id (`bad_release`)", body = ErrorBody),

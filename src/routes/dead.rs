@@ -81,7 +81,7 @@ fn no_entry(id: &str) -> ApiError {
 
 #[utoipa::path(
     post, path = "/jobs/dead/{entry_id}/requeue", tag = "jobs",
-    params(("entry_id" = String, Path, description = "A dead-letter entry id (`<ms>-<seq>`)", pattern = "^[0-9]{1,20}-[0-9]{1,20}$")),
+    params(("entry_id" = String, Path, description = "A dead-letter entry id (`<ms>-<seq>`)", pattern = "^[0-9]{1,19}-[0-9]{1,19}$")),
     responses((status = 202, description = "The entry's job is queued again", body = Requeued),
         (status = 400, description = "Not an entry id (`bad_entry_id`)", body = ErrorBody),
         (status = 404, description = "No such entry (`dead_letter_not_found`)", body = ErrorBody),
@@ -101,7 +101,7 @@ async fn requeue_dead(raw_id: String, pipeline: Pipeline) -> Result<Response, Ap
 
 #[utoipa::path(
     delete, path = "/jobs/dead/{entry_id}", tag = "jobs",
-    params(("entry_id" = String, Path, description = "A dead-letter entry id (`<ms>-<seq>`)", pattern = "^[0-9]{1,20}-[0-9]{1,20}$")),
+    params(("entry_id" = String, Path, description = "A dead-letter entry id (`<ms>-<seq>`)", pattern = "^[0-9]{1,19}-[0-9]{1,19}$")),
     responses((status = 200, description = "The entry is removed", body = Deleted),
         (status = 400, description = "Not an entry id (`bad_entry_id`)", body = ErrorBody),
         (status = 404, description = "No such entry (`dead_letter_not_found`)", body = ErrorBody),

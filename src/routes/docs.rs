@@ -119,8 +119,12 @@ pub struct PlotParams {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[allow(dead_code)]
 pub enum JobRequest {
-    /// `{"kind": "load"}`
-    Load {},
+    /// `{"kind": "load"}`, or `{"kind": "load", "release": "2024-07-23"}` for
+    /// an archived release (as `POST /data` takes it).
+    Load {
+        #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", format = Date)]
+        release: Option<String>,
+    },
     /// `{"kind": "plot", "plot": "chromosome", "width": 1000, "height": 600}`
     Plot {
         /// The chart (default locus_group).
@@ -187,8 +191,19 @@ fn spec_json(open: bool) -> &'static str {
         let mut doc =
             serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
         add_gate_answers(&mut doc, open);
+        no_other_job_fields(&mut doc);
         serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
     })
+}
+
+/// `POST /jobs` refuses fields its kind does not take (a misspelt `widht`
+/// would otherwise be a silent default); utoipa drops `deny_unknown_fields`
+/// on the variants of an internally tagged enum, so the contract says it here.
+fn no_other_job_fields(doc: &mut serde_json::Value) {
+    let variants = &mut doc["components"]["schemas"]["JobRequest"]["oneOf"];
+    for v in variants.as_array_mut().into_iter().flatten() {
+        v["additionalProperties"] = serde_json::Value::Bool(false);
+    }
 }
 
 /// The methods the route `template` (as [`super::route_template`] names it)

@@ -74,15 +74,15 @@ pub(super) fn with_total(mut resp: Response, total: usize) -> Response {
 #[utoipa::path(
     get, path = "/genes", tag = "genes",
     params(
-        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$"),
         ("limit" = Option<usize>, Query, description = "At most this many ids (1 to 50,000); with any parameter the answer has `X-Total-Count`", minimum = 1, maximum = 50000),
         ("offset" = Option<usize>, Query, description = "Skip this many matching ids first", minimum = 0, maximum = 1000000),
-        ("symbol" = Option<String>, Query, description = "Filter: the approved symbol (case-insensitive). Any stored field filters the same way (`GET /info` lists them); several filters are AND-ed"),
-        ("alias_symbol" = Option<String>, Query, description = "Filter: one of the gene's aliases (a list field matches any element)"),
-        ("prev_symbol" = Option<String>, Query, description = "Filter: one of the gene's previous symbols"),
-        ("locus_group" = Option<String>, Query, description = "Filter: e.g. `protein-coding gene`"),
-        ("status" = Option<String>, Query, description = "Filter: e.g. `Approved`"),
-        ("chromosome" = Option<String>, Query, description = "Filter: the chromosome `location` names (`1`..`22`, `X`, `Y`, `MT`)"),
+        ("symbol" = Option<String>, Query, description = "Filter: the approved symbol (case-insensitive). Any stored field filters the same way (`GET /info` lists them); several filters are AND-ed", pattern = "^.*\\S.*$"),
+        ("alias_symbol" = Option<String>, Query, description = "Filter: one of the gene's aliases (a list field matches any element)", pattern = "^.*\\S.*$"),
+        ("prev_symbol" = Option<String>, Query, description = "Filter: one of the gene's previous symbols", pattern = "^.*\\S.*$"),
+        ("locus_group" = Option<String>, Query, description = "Filter: e.g. `protein-coding gene`", pattern = "^.*\\S.*$"),
+        ("status" = Option<String>, Query, description = "Filter: e.g. `Approved`", pattern = "^.*\\S.*$"),
+        ("chromosome" = Option<String>, Query, description = "Filter: the chromosome `location` names (`1`..`22`, `X`, `Y`, `MT`)", pattern = "^.*\\S.*$"),
     ),
     responses((status = 200, description = "The HGNC ids of every loaded gene, or of those the filters pick, in source order", body = [String],
             headers(("X-Total-Count" = String, description = "How many ids match in all (with any parameter)"))),
@@ -191,7 +191,7 @@ fn withdrawn_symbol(release: &Release, symbol: &str) -> Option<WithdrawnGene> {
 
 #[utoipa::path(
     get, path = "/genes/symbol/{symbol}", tag = "genes",
-    params(("symbol" = String, Path, description = "An approved symbol, any case: `TP53`, `brca1`", min_length = 1, max_length = 256), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("symbol" = String, Path, description = "An approved symbol, any case: `TP53`, `brca1`", min_length = 1, max_length = 256, pattern = "^.*\\S.*$"), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$")),
     responses((status = 200, description = "The record of the gene whose approved symbol this is", body = Gene),
         (status = 400, description = "An empty or over-long symbol (`bad_symbol`), or not a release id (`bad_release`)", body = ErrorBody),
         (status = 410, description = "A withdrawn symbol that no gene carries now (`gene_withdrawn`, `withdrawn` says where it went), or a release no longer kept (`release_not_kept`)", body = ErrorBody),
@@ -448,7 +448,7 @@ fn classify(release: &Release, term: String) -> LookupAnswer {
 #[utoipa::path(
     post, path = "/genes/lookup", tag = "genes",
     params(
-        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$"),
         ("format" = Option<String>, Query, description = "`json` (the default) or `tsv`: HGNC's multi-symbol checker columns (Input, Match type, Approved symbol, HGNC ID), one row per gene a term maps to; also chosen by `Accept: text/tab-separated-values`", pattern = "^(json|tsv)$"),
     ),
     request_body(content = LookupRequest, content_type = "application/json"),
@@ -542,7 +542,7 @@ async fn lookup(
 
 #[utoipa::path(
     get, path = "/genes/{hgnc_id}", tag = "genes",
-    params(("hgnc_id" = String, Path, description = "An HGNC id: `HGNC:5` (or `HGNC%3A5`)", pattern = "^HGNC:[0-9]{1,9}$"), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("hgnc_id" = String, Path, description = "An HGNC id: `HGNC:5` (or `HGNC%3A5`)", pattern = "^HGNC:[0-9]{1,9}$"), ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$")),
     responses((status = 200, description = "The gene's record as HGNC publishes it", body = Gene),
         (status = 400, description = "Not an HGNC id (`bad_hgnc_id`), or not a release id (`bad_release`)", body = ErrorBody),
         (status = 404, description = "No such gene (`gene_not_found`), no such release (`release_not_found`), or no data loaded (`no_data`)", body = ErrorBody),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use bytes::Bytes;
+use uuid::Uuid;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -73,26 +74,39 @@ fn plot_params(
 ) -> Result<(PlotKind, ImageSize), ApiError> {
     let mut params: HashMap<String, String> = HashMap::new();
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(body).map_err(|e| {
+        // `null`: no parameters, as an empty body (the contract's body is nullable).
+        let v: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(body)
+            .map_err(|e| {
                 ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
             })?;
-        params.extend(as_strings(v));
+        params.extend(as_strings(v.unwrap_or_default()));
+        // The query wins, but a bad body is refused even where it does.
+        parse_plot(&params, "kind", "POST /image")?;
     }
     params.extend(query.iter().map(|(k, v)| (k.clone(), v.clone())));
     parse_plot(&params, "kind", "POST /image")
 }
 
-/// JSON fields as the strings a query string would carry.
+/// JSON fields as the strings a query string would carry. A `null` field is
+/// an absent one (the contract's optional fields are nullable), and a whole
+/// number written `398.0` is `398` (JSON Schema counts it an integer).
 pub(super) fn as_strings(
     fields: serde_json::Map<String, serde_json::Value>,
 ) -> impl Iterator<Item = (String, String)> {
-    fields.into_iter().map(|(k, v)| {
+    use serde_json::Value;
+    fields.into_iter().filter_map(|(k, v)| {
         let s = match v {
-            serde_json::Value::String(s) => s,
+            Value::Null => return None,
+            Value::String(s) => s,
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                    format!("{}", f as i64)
+                }
+                _ => n.to_string(),
+            },
             other => other.to_string(),
         };
-        (k, s)
+        Some((k, s))
     })
 }
 
@@ -146,7 +160,7 @@ pub(super) fn parse_plot(
     params(("kind" = Option<PlotKind>, Query, description = "The chart (default locus_group)"),
         ("width" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 1000)", minimum = 200, maximum = 4000),
         ("height" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 600)", minimum = 200, maximum = 4000),
-        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
     request_body(content = Option<PlotParams>, description = "Optional: the same parameters as JSON; the query wins", content_type = "application/json"),
     responses((status = 202, description = "A plot job: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
@@ -200,11 +214,17 @@ async fn get_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
     if let Some(bytes) = images::get(&mut store.images.clone(), &store.keys, &id).await? {
         return Ok(png(bytes, &id.to_string()));
     }
-    // No image: say why, from the job's point of view.
-    let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
+    Err(why_no_image(&store, &id).await?)
+}
+
+/// Why job `id` has no image, from the job's point of view: no such job, a
+/// load, not done yet (409: it will have one), cancelled, failed, evicted or
+/// deleted.
+async fn why_no_image(store: &Store, id: &Uuid) -> Result<ApiError, ApiError> {
+    let job = jobs::get(&mut store.data.clone(), &store.keys, id)
         .await?
-        .ok_or_else(|| job_not_found(&id))?;
-    Err(match (job.kind, job.status) {
+        .ok_or_else(|| job_not_found(id))?;
+    Ok(match (job.kind, job.status) {
         (JobKind::Load, _) => ApiError::not_found(
             "not_a_plot_job",
             format!("job {id} is a load job; only plot jobs have images"),
@@ -272,16 +292,15 @@ async fn delete_images(store: Store) -> Result<Response, ApiError> {
     params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
     responses((status = 200, description = "The image is removed", body = Deleted),
         (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
-        (status = 404, description = "There is no image for that job (`image_not_found`)", body = ErrorBody),
+        (status = 404, description = "No such job (`job_not_found`), a load job (`not_a_plot_job`), the image was deleted or expired (`image_deleted`) or evicted (`image_evicted`)", body = ErrorBody),
+        (status = 409, description = "The job is not done (`job_not_done`: it will have an image; delete it then), was cancelled or failed", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn delete_image(raw_id: String, store: Store) -> Result<Response, ApiError> {
     let id = parse_job_id(&raw_id)?;
     if !images::delete(&mut store.images.clone(), &store.keys, &id).await? {
-        return Err(ApiError::not_found(
-            "image_not_found",
-            format!("there is no image for job {id}"),
-        ));
+        // A job that is still running will have an image: 409, not 404.
+        return Err(why_no_image(&store, &id).await?);
     }
     Ok(json_with(
         StatusCode::OK,

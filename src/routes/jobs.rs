@@ -15,8 +15,8 @@ use warp::{Filter, Rejection, Reply};
 use super::docs::JobRequest;
 use super::docs::SseEvent;
 use super::{
-    accepted, data, gate, image, job_not_found, json_with, limit_param, only_params, parse_job_id,
-    prefer_wait, respond, small_body, typed_param, with, wrong_state, AppState,
+    accepted, data, gate, image, job_not_found, json_with, only_params, parse_job_id, prefer_wait,
+    respond, small_body, typed_param, with, wrong_state, AppState,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{sse_frame, Hub};
@@ -91,7 +91,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 /// the same checks and answers as POST /data and POST /image.
 #[utoipa::path(
     post, path = "/jobs", tag = "jobs",
-    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`)", pattern = "^wait=[0-9]{1,3}$")),
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
     request_body(content = JobRequest, content_type = "application/json"),
     responses((status = 202, description = "A job of that kind: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
@@ -145,8 +145,8 @@ const LIST_PARAMS: [&str; 4] = ["status", "kind", "limit", "cursor"];
     get, path = "/jobs", tag = "jobs",
     params(("status" = Option<JobStatus>, Query, description = "Only jobs in this state"),
         ("kind" = Option<JobKind>, Query, description = "Only jobs of this kind"),
-        ("limit" = Option<usize>, Query, description = "At most this many (1 to `http.jobs_list_limit`, default that)", minimum = 1),
-        ("cursor" = Option<String>, Query, description = "Where the previous page ended: the `cursor` of its `Link` header")),
+        ("limit" = Option<usize>, Query, description = "At most this many (default and cap `http.jobs_list_limit`; a larger value is capped)", minimum = 1),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended: the `cursor` of its `Link` header (`<score>.<job id>`)", pattern = "^[0-9]{1,19}[.][0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, description = "Jobs, newest first", body = [Job], headers(("Link" = String, description = "`</jobs?...&cursor=...>; rel=\"next\"` when there are more"))),
         (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
@@ -156,7 +156,21 @@ async fn list_jobs(
     max: usize,
 ) -> Result<Response, ApiError> {
     only_params(&query, &LIST_PARAMS, "GET /jobs")?;
-    let limit = limit_param(&query, max, max)?;
+    // Capped, not refused: the cap is a setting, which a static contract cannot state.
+    let limit = match query.get("limit") {
+        None => max,
+        // Any whole number from 1, however long (a number past u64 is past the cap too).
+        Some(v) => (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse::<usize>().unwrap_or(usize::MAX))
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(max))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_limit",
+                    format!("limit must be a whole number from 1 (above {max}, it is {max})"),
+                )
+            })?,
+    };
     let filter = JobFilter {
         status: typed_param(&query, "status", "bad_status")?,
         kind: typed_param(&query, "kind", "bad_kind")?,

@@ -17,6 +17,8 @@ use crate::genes::{self, Catalog, Pick, ReleaseInfo};
 use crate::store::Store;
 
 /// Changes one diff page holds at most.
+/// As far as a diff's pages go (as for the other listings).
+const MAX_DIFF_OFFSET: usize = 1_000_000;
 const MAX_DIFF_LIMIT: usize = 50_000;
 const DEFAULT_DIFF_LIMIT: usize = 100;
 
@@ -115,7 +117,7 @@ async fn list(store: Store, keep: usize) -> Result<Response, ApiError> {
 
 #[utoipa::path(
     get, path = "/releases/{release}", tag = "releases",
-    params(("release" = String, Path, description = "A release id (`GET /releases` lists them), or `live`", max_length = 64)),
+    params(("release" = String, Path, description = "A release id (`GET /releases` lists them), or `live`", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "What the release is: source, bytes, sha256, ETag/Last-Modified, as-of date and how it was found, records, when loaded, its withdrawn file", body = KeptRelease),
         (status = 400, description = "Not a release id (`bad_release`)", body = ErrorBody),
         (status = 404, description = "No such release (`release_not_found`) or nothing loaded (`no_data`)", body = ErrorBody),
@@ -165,12 +167,12 @@ pub struct DiffPage<'a> {
 #[utoipa::path(
     get, path = "/releases/{from}/diff/{to}", tag = "releases",
     params(
-        ("from" = String, Path, description = "The earlier release's id (or `live`)", max_length = 64),
-        ("to" = String, Path, description = "The later release's id (or `live`)", max_length = 64),
-        ("kind" = Option<String>, Query, description = "Only these kinds, comma-separated: added, withdrawn, merged, split, removed, renamed, changed"),
-        ("field" = Option<String>, Query, description = "Only genes where one of these fields changed, comma-separated (e.g. `symbol,name`)"),
+        ("from" = String, Path, description = "The earlier release's id (or `live`)", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("to" = String, Path, description = "The later release's id (or `live`)", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("kind" = Option<String>, Query, description = "Only these kinds, comma-separated: added, withdrawn, merged, split, removed, renamed, changed", pattern = "^(added|withdrawn|merged|split|removed|renamed|changed)(,(added|withdrawn|merged|split|removed|renamed|changed))*$"),
+        ("field" = Option<String>, Query, description = "Only genes where one of these fields changed, comma-separated (e.g. `symbol,name`)", pattern = "^.*\\S.*$"),
         ("limit" = Option<usize>, Query, description = "Changes per page (1 to 50,000, default 100)", minimum = 1, maximum = 50000),
-        ("offset" = Option<usize>, Query, description = "Skip this many matching changes first", minimum = 0),
+        ("offset" = Option<usize>, Query, description = "Skip this many matching changes first (at most 1,000,000)", minimum = 0, maximum = 1000000),
         ("format" = Option<String>, Query, description = "`json` (the default) or `tsv`: one row per changed field (hgnc_id, kind, old_symbol, new_symbol, field, old, new); also chosen by `Accept: text/tab-separated-values`", pattern = "^(json|tsv)$"),
     ),
     responses((status = 200, description = "The summary (by kind, by locus group) and a page of changes, one per gene: kind, old and new symbol, each changed field's old and new value", content(
@@ -200,7 +202,11 @@ async fn get_diff(
         None => 0,
         Some(v) => v
             .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("bad_offset", "offset must be a number from 0"))?,
+            .ok()
+            .filter(|n| *n <= MAX_DIFF_OFFSET)
+            .ok_or_else(|| {
+                ApiError::bad_request("bad_offset", "offset must be a number from 0 to 1000000")
+            })?,
     };
     let tsv = match query.get("format").map(String::as_str) {
         Some("tsv") => true,
@@ -393,7 +399,7 @@ pub struct SymbolHistory {
 
 #[utoipa::path(
     get, path = "/genes/symbol/{symbol}/history", tag = "releases",
-    params(("symbol" = String, Path, description = "A symbol, any case: `GPR1`", min_length = 1, max_length = 256)),
+    params(("symbol" = String, Path, description = "A symbol, any case: `GPR1`", min_length = 1, max_length = 256, pattern = "^.*\\S.*$")),
     responses((status = 200, description = "Every gene that had this symbol in a kept release, each with its history: so GPR1 shows HGNC:4463 becoming CMKLR2", body = SymbolHistory),
         (status = 400, description = "An empty or over-long symbol (`bad_symbol`)", body = ErrorBody),
         (status = 404, description = "No kept release knows the symbol (`gene_not_found`), or nothing loaded (`no_data`)", body = ErrorBody),

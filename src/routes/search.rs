@@ -52,7 +52,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         ("limit" = Option<usize>, Query, description = "Results per page (1 to 1000, default 20)", minimum = 1, maximum = 1000),
         ("offset" = Option<usize>, Query, description = "Skip this many results first (at most 100,000)", minimum = 0, maximum = 100000),
         ("withdrawn" = Option<bool>, Query, description = "`true`: also list, under `withdrawn`, the withdrawn ids whose withdrawn symbol matches a bare-term query (wildcards allowed), each with where it points now"),
-        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$"),
     ),
     responses((status = 200, description = "The matching genes, best first: exact approved symbol, then exact previous symbol or alias, then wildcard matches by symbol", body = SearchAnswer,
             headers(("X-HGNC-Release" = String, description = "The release answered from"))),
@@ -169,7 +169,7 @@ pub struct Info {
 
 #[utoipa::path(
     get, path = "/info", tag = "data",
-    params(("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(("release" = Option<String>, Query, description = "Answer from this kept release (`GET /releases` lists them; `live`: the live one); the default is the live one (so is an empty value)", max_length = 64, pattern = "^[A-Za-z0-9_-]{0,64}$")),
     responses((status = 200, description = "Records, source, load time, version, fields and their types, the searchable fields, counts by locus group, locus type and status", body = Info),
         (status = 400, description = "Not a release id (`bad_release`)", body = ErrorBody),
         (status = 410, description = "The release asked for is no longer kept (`release_not_kept`, `kept` lists the kept ones)", body = ErrorBody),

@@ -114,8 +114,8 @@ async fn image_reads_and_deletes_when_there_is_none_are_404() {
     assert_error(
         app.delete(&format!("/image/{id}")).await,
         404,
-        "image_not_found",
-        "no image",
+        "job_not_found",
+        "no job",
     )
     .await;
     assert_error(app.get("/image/xyz").await, 400, "bad_job_id", "UUID").await;
@@ -124,6 +124,14 @@ async fn image_reads_and_deletes_when_there_is_none_are_404() {
     let lid = load["id"].as_str().unwrap();
     assert_error(
         app.get(&format!("/image/{lid}")).await,
+        404,
+        "not_a_plot_job",
+        "load job",
+    )
+    .await;
+    // A delete says why there is nothing to delete, as a read does.
+    assert_error(
+        app.delete(&format!("/image/{lid}")).await,
         404,
         "not_a_plot_job",
         "load job",

@@ -386,13 +386,18 @@ async fn while_the_announcements_are_lost_reads_check_redis_and_stay_right() {
         })
     };
     let mut worst = Duration::ZERO;
-    for (body, want) in [
-        (json!({}), NEW),
-        (json!({"release": OLD}), OLD),
-        (json!({}), NEW),
-    ] {
+    // Three swaps at least, and on until the subscriptions were lost three
+    // times while swapping (a fast machine swaps three times in a few kills).
+    let mut swaps = 0;
+    while swaps < 3 || (killed.load(Ordering::Relaxed) < 3 && swaps < 40) {
+        let (body, want) = if swaps % 2 == 0 {
+            (json!({}), NEW)
+        } else {
+            (json!({"release": OLD}), OLD)
+        };
         let (done, _) = load(&a, body).await;
         worst = worst.max(stale_for(&pair, &b, id, want, done).await);
+        swaps += 1;
     }
     stop.store(true, Ordering::Relaxed);
     killer.await.unwrap();
