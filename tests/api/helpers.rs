@@ -363,3 +363,15 @@ pub fn other_data_set() -> (Vec<u8>, Vec<Value>) {
     let bytes = serde_json::to_vec(&serde_json::json!({"response": {"docs": docs}})).unwrap();
     (bytes, docs)
 }
+
+/// The value of the series named exactly `series` (name and labels) in a
+/// Prometheus text page.
+pub fn metric_sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

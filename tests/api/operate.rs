@@ -11,18 +11,9 @@ use std::path::Path;
 use gene_api::app::Mode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, sample_docs, spawn_app, spawn_app_with, SAMPLE};
-
-/// The value of the series whose name and labels are exactly `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
+use crate::helpers::{
+    assert_error, metric_sample as sample, sample_docs, spawn_app, spawn_app_with, SAMPLE,
+};
 
 /// The gauges read at scrape time are process-wide too: one scrape at a
 /// time, so that no other test's scrape sets them between this one's read

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{free_port, RedisServer};
+use crate::helpers::{free_port, metric_sample, RedisServer};
 use crate::procs::*;
 
 /// Probes and one real request, then the log as the process wrote it to a pipe.
@@ -195,18 +195,6 @@ async fn while_redis_is_away_connection_attempts_back_off_and_it_recovers_in_sec
     let _ = free_port();
 }
 
-/// The value of the series named exactly `series` (name and labels) in a
-/// Prometheus text page.
-fn series_value(page: &str, series: &str) -> Option<f64> {
-    page.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 async fn scrape(p: &Proc) -> String {
     let r = reqwest::get(p.url("/metrics")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -239,7 +227,7 @@ async fn every_job_series_is_exported_at_zero_from_the_first_scrape() {
         let page = scrape(p).await;
         for s in &series {
             assert_eq!(
-                series_value(&page, s),
+                metric_sample(&page, s),
                 Some(0.0),
                 "{s} before any job\n{page}"
             );
@@ -250,18 +238,18 @@ async fn every_job_series_is_exported_at_zero_from_the_first_scrape() {
     let (a, w) = (scrape(&api).await, scrape(&worker).await);
     let submitted = "gene_api_jobs_submitted_total{kind=\"load\"}";
     let done = "gene_api_jobs_finished_total{kind=\"load\",state=\"done\"}";
-    assert_eq!(series_value(&a, submitted), Some(1.0), "{a}");
-    assert_eq!(series_value(&w, done), Some(1.0), "{w}");
+    assert_eq!(metric_sample(&a, submitted), Some(1.0), "{a}");
+    assert_eq!(metric_sample(&w, done), Some(1.0), "{w}");
     assert_eq!(
-        series_value(&w, "gene_api_job_duration_seconds_count{kind=\"load\"}"),
+        metric_sample(&w, "gene_api_job_duration_seconds_count{kind=\"load\"}"),
         Some(1.0)
     );
     for s in &series {
         if s != submitted && !s.starts_with("gene_api_job_duration_seconds_count{kind=\"load\"") {
-            assert_eq!(series_value(&a, s), Some(0.0), "api {s}");
+            assert_eq!(metric_sample(&a, s), Some(0.0), "api {s}");
         }
         if s != done && !s.starts_with("gene_api_job_duration_seconds_count{kind=\"load\"") {
-            assert_eq!(series_value(&w, s), Some(0.0), "worker {s}");
+            assert_eq!(metric_sample(&w, s), Some(0.0), "worker {s}");
         }
     }
 }
