@@ -263,6 +263,8 @@ pub const OPERATIONS: &[(&str, &str, Option<Scope>)] = {
         ("GET", "/jobs", Some(Read)),
         ("POST", "/jobs", Some(Write)),
         ("GET", "/jobs/stats", Some(Read)),
+        ("POST", "/jobs/pause", Some(Admin)),
+        ("POST", "/jobs/resume", Some(Admin)),
         ("GET", "/jobs/{job_id}", Some(Read)),
         ("DELETE", "/jobs/{job_id}", Some(Write)),
         ("POST", "/jobs/{job_id}/retry", Some(Write)),

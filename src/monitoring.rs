@@ -28,6 +28,7 @@ pub const STREAM_LAG: &str = "gene_api_stream_lag";
 pub const STREAM_PENDING: &str = "gene_api_stream_pending";
 pub const DEAD_LETTERS: &str = "gene_api_dead_letters";
 pub const SCHEDULED_RETRIES: &str = "gene_api_scheduled_retries";
+pub const QUEUE_PAUSED: &str = "gene_api_queue_paused";
 pub const DATA_RECORDS: &str = "gene_api_data_records";
 pub const DATA_AGE: &str = "gene_api_data_age_seconds";
 pub const DATA_LOADED: &str = "gene_api_data_loaded";
@@ -129,6 +130,10 @@ fn describe() {
     describe_gauge!(
         SCHEDULED_RETRIES,
         "Jobs waiting for their next run (read when scraped)"
+    );
+    describe_gauge!(
+        QUEUE_PAUSED,
+        "1 while the queue is paused (POST /jobs/pause): workers take no new entries (read when scraped)"
     );
     describe_gauge!(
         DATA_RECORDS,

@@ -341,10 +341,16 @@ def check_fuzz(stack, venv_bin, examples):
             # checked by tests/api/security.rs).
             "--header", f"Authorization: Bearer {stack.keys['admin']}",
             "--no-color"]
+    # A failing CI run prints its seed: SCHEMATHESIS_SEED=<it> replays it.
+    if os.environ.get("SCHEMATHESIS_SEED"):
+        argv += ["--seed", os.environ["SCHEMATHESIS_SEED"]]
     # cwd: schemathesis writes its state (.schemathesis/) where it runs.
     r = subprocess.run(argv, capture_output=True, text=True, cwd=stack.work)
-    tail = "\n".join(r.stdout.splitlines()[-25:])
-    print("\n".join("    " + l for l in tail.splitlines()))
+    lines = r.stdout.splitlines()
+    # On a failure, the whole report from its FAILURES line (each failure
+    # with its curl reproduction): a CI log is all that is kept of a run.
+    start = next((i for i, l in enumerate(lines) if "FAILURES" in l and r.returncode != 0), len(lines) - 25)
+    print("\n".join("    " + l for l in lines[max(start, 0):]))
     if r.returncode != 0:
         with open(os.path.join(stack.work, "schemathesis.log"), "w") as f:
             f.write(r.stdout + r.stderr)

@@ -75,6 +75,35 @@ pub struct Stats {
     pub dead_letters: u64,
     /// `retrying` jobs waiting for their next run.
     pub scheduled_retries: u64,
+    /// Whether workers take new entries (`POST /jobs/pause`, `/jobs/resume`).
+    pub queue: QueueState,
+}
+
+/// Whether the queue is paused: while it is, workers take no new entries
+/// (the ones running finish) and submissions still queue up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct QueueState {
+    pub paused: bool,
+    /// When it was paused (RFC 3339); null while it runs.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The name of the key that paused it; null without keys.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+impl QueueState {
+    /// The state the pause key holds (`None`: not paused).
+    fn from_key(value: Option<String>) -> Self {
+        match value {
+            None => Self::default(),
+            Some(v) => Self {
+                paused: true,
+                // A value this version did not write still means paused.
+                ..serde_json::from_str(&v).unwrap_or_default()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -96,7 +125,7 @@ pub struct ConsumerStats {
 }
 
 /// The queue's state, as [`Pipeline::backlog`] reads it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Backlog {
     pub length: u64,
     pub lag: Option<u64>,
@@ -104,6 +133,7 @@ pub struct Backlog {
     pub group_exists: bool,
     pub dead_letters: u64,
     pub scheduled_retries: u64,
+    pub queue: QueueState,
 }
 
 /// A script's `{tag, record}` reply.
@@ -315,6 +345,7 @@ impl Pipeline {
                 .collect(),
             dead_letters: backlog.dead_letters,
             scheduled_retries: backlog.scheduled_retries,
+            queue: backlog.queue,
         })
     }
 
@@ -323,15 +354,18 @@ impl Pipeline {
     pub async fn backlog(&self) -> RedisResult<Backlog> {
         let keys = &self.store.keys;
         let mut conn = self.store.data.clone();
-        let (length, dead_letters, scheduled_retries): (u64, u64, u64) = redis::pipe()
-            .cmd("XLEN")
-            .arg(keys.stream())
-            .cmd("XLEN")
-            .arg(keys.dead_letter())
-            .cmd("ZCARD")
-            .arg(keys.delayed())
-            .query_async(&mut conn)
-            .await?;
+        let (length, dead_letters, scheduled_retries, paused): (u64, u64, u64, Option<String>) =
+            redis::pipe()
+                .cmd("XLEN")
+                .arg(keys.stream())
+                .cmd("XLEN")
+                .arg(keys.dead_letter())
+                .cmd("ZCARD")
+                .arg(keys.delayed())
+                .cmd("GET")
+                .arg(keys.paused())
+                .query_async(&mut conn)
+                .await?;
         // XINFO fails while the stream does not exist yet: that is zero of everything.
         let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
             .arg("GROUPS")
@@ -347,6 +381,56 @@ impl Pipeline {
             group_exists: group.is_some(),
             dead_letters,
             scheduled_retries,
+            queue: QueueState::from_key(paused),
         })
+    }
+
+    /// Pauses the queue: workers take no new entries until [`Self::resume`].
+    /// Pausing a paused queue keeps who paused it first, and when.
+    pub async fn pause(&self, by: Option<String>) -> RedisResult<QueueState> {
+        let mut conn = self.store.data.clone();
+        let state = QueueState {
+            paused: true,
+            since: Some(jobs::now()),
+            by,
+        };
+        let value = serde_json::to_string(&state).unwrap_or_default();
+        let (_, now): ((), Option<String>) = redis::pipe()
+            .cmd("SET")
+            .arg(self.store.keys.paused())
+            .arg(value)
+            .arg("NX")
+            .cmd("GET")
+            .arg(self.store.keys.paused())
+            .query_async(&mut conn)
+            .await?;
+        let state = QueueState::from_key(now);
+        if state.since.is_some() {
+            tracing::info!(by = ?state.by, "queue paused");
+        }
+        Ok(state)
+    }
+
+    /// Lets workers take entries again.
+    pub async fn resume(&self) -> RedisResult<QueueState> {
+        let mut conn = self.store.data.clone();
+        let removed: u64 = redis::cmd("DEL")
+            .arg(self.store.keys.paused())
+            .query_async(&mut conn)
+            .await?;
+        if removed > 0 {
+            tracing::info!("queue resumed");
+        }
+        Ok(QueueState::default())
+    }
+
+    /// Whether the queue is paused (one EXISTS: what workers ask before
+    /// they read, and again when a read returns entries).
+    pub async fn is_paused(&self) -> RedisResult<bool> {
+        let mut conn = self.store.data.clone();
+        redis::cmd("EXISTS")
+            .arg(self.store.keys.paused())
+            .query_async(&mut conn)
+            .await
     }
 }

@@ -35,7 +35,7 @@ use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
 use tokio::sync::Semaphore;
 
-pub use control::{Backlog, ControlError, DeadEntry, Stats};
+pub use control::{Backlog, ControlError, DeadEntry, QueueState, Stats};
 pub use reclaimer::Reclaimer;
 pub use refresh::{last_tick, rfc3339_ms, LastOutcome, LastTick, Refresh, TickOutcome, CATCH_UP};
 pub use scheduler::Scheduler;

@@ -24,9 +24,13 @@ impl Reclaimer {
     }
 
     /// Claims entries idle longer than `reclaim_after` and runs each to its end.
-    /// Returns how many it handled.
+    /// Returns how many it handled. Claims nothing while the queue is paused:
+    /// a dead consumer's entries wait for the resume like the others.
     pub async fn reclaim_once(&self) -> RedisResult<usize> {
         let p = &self.pipeline;
+        if p.is_paused().await? {
+            return Ok(0);
+        }
         let keys = &p.store.keys;
         let mut conn = p.store.data.clone();
         let min_idle = p.settings.pipeline.reclaim_after.as_millis() as usize;

@@ -8,6 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Pipeline;
 
+/// How often a paused worker asks whether the queue runs again.
+const PAUSE_POLL: Duration = Duration::from_millis(250);
+
 /// What one [`Worker::step`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StepOutcome {
@@ -96,10 +99,35 @@ impl Worker {
         }
     }
 
-    /// Reads and runs what arrives within one block time (what tests drive).
+    /// Reads and runs what arrives within one block time (what tests
+    /// drive); takes nothing while the queue is paused.
     pub async fn step(&mut self) -> RedisResult<StepOutcome> {
+        if self.pipeline.is_paused().await? {
+            return Ok(StepOutcome::Idle);
+        }
         let entries = self.read().await?;
         self.process(entries).await
+    }
+
+    /// Waits while the queue is paused (`POST /jobs/pause`). Returns false
+    /// when `shutdown` came first. A Redis error counts as not paused: the
+    /// read that follows meets the same error and backs off.
+    async fn wait_while_paused(&self, shutdown: &CancellationToken) -> bool {
+        let mut logged = false;
+        while self.pipeline.is_paused().await.unwrap_or(false) {
+            if !logged {
+                tracing::info!(consumer = %self.name, "queue paused: taking no new entries");
+                logged = true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(PAUSE_POLL) => {}
+            }
+        }
+        if logged {
+            tracing::info!(consumer = %self.name, "queue resumed");
+        }
+        true
     }
 
     async fn process(&mut self, entries: Vec<StreamId>) -> RedisResult<StepOutcome> {
@@ -132,10 +160,22 @@ impl Worker {
         tracing::info!(consumer = %self.name, "worker started");
         let mut backoff = Backoff::default();
         loop {
+            if !self.wait_while_paused(&shutdown).await {
+                break;
+            }
             let entries = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = self.read() => r,
             };
+            // A read blocks up to the block time: the queue may have been
+            // paused while it waited. What it brought is held (pending to
+            // this consumer, so not lost) and runs once the queue resumes;
+            // on shutdown meanwhile, another worker reclaims it.
+            if matches!(&entries, Ok(e) if !e.is_empty())
+                && !self.wait_while_paused(&shutdown).await
+            {
+                break;
+            }
             let r = match entries {
                 Ok(entries) => self.process(entries).await,
                 Err(e) => Err(e),

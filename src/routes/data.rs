@@ -88,6 +88,14 @@ pub(super) fn parse_load_body(body: &[u8]) -> Result<Option<String>, ApiError> {
              send POST /data with no body, or {\"release\": \"YYYY-MM-DD\"} for an archived release",
         ));
     }
+    // serde reads a struct from an array too (`[null]` would be `{}`): the
+    // contract's body is an object, so only an object is one.
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "unexpected_body",
+            format!("POST /data takes no body, or {{\"release\": \"YYYY-MM-DD\"}}, not {value}"),
+        ));
+    }
     let req: LoadRequest = serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request(
             "unexpected_body",
@@ -435,6 +443,11 @@ mod tests {
             .to_string()
             .contains("malformed"));
         assert!(parse_load_body(b"[1]").is_err());
+        // serde alone reads `[null]` as a struct with `release: null`.
+        for not_object in [&b"[null]"[..], b"[]", b"\"x\"", b"3"] {
+            let e = parse_load_body(not_object).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{e}");
+        }
         assert!(parse_load_body(br#"{"url": "x"}"#).is_err());
     }
 }

@@ -38,6 +38,7 @@ use crate::error::ApiError;
         super::releases::list, super::releases::one, super::releases::get_diff,
         super::releases::gene_history, super::releases::symbol_history,
         super::jobs::list_jobs, super::jobs::post_job, super::jobs::stats,
+        super::jobs::pause, super::jobs::resume,
         super::jobs::get_job, super::jobs::cancel_job, super::jobs::retry_job,
         super::jobs::job_events,
         super::dead::list_dead, super::dead::requeue_dead, super::dead::drop_dead,
@@ -49,7 +50,7 @@ use crate::error::ApiError;
         (name = "data", description = "The data set: load it (also on a schedule), read it whole, remove it"),
         (name = "genes", description = "Genes by HGNC id, symbol, any name or cross-reference, filters and queries"),
         (name = "releases", description = "HGNC releases: which one answers, the kept ones, what changed between two, a gene's history"),
-        (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, dead letters"),
+        (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, pause the queue, dead letters"),
         (name = "images", description = "Plots: make one (a job), fetch the PNG"),
         (name = "operations", description = "Probes, metrics, this contract, the dashboard"),
     )

@@ -79,7 +79,7 @@ fn plot_params(
             .map_err(|e| {
                 ApiError::bad_request("malformed_json", format!("the JSON body is malformed: {e}"))
             })?;
-        params.extend(as_strings(v.unwrap_or_default()));
+        params.extend(as_strings(v.unwrap_or_default(), &PLOT_FIELDS));
         // The query wins, but a bad body is refused even where it does.
         parse_plot(&params, "kind", "POST /image")?;
     }
@@ -87,16 +87,19 @@ fn plot_params(
     parse_plot(&params, "kind", "POST /image")
 }
 
-/// JSON fields as the strings a query string would carry. A `null` field is
-/// an absent one (the contract's optional fields are nullable), and a whole
-/// number written `398.0` is `398` (JSON Schema counts it an integer).
-pub(super) fn as_strings(
+/// JSON fields as the strings a query string would carry. A `null` field of
+/// the `known` ones is an absent one (the contract's optional fields are
+/// nullable); any other field is kept, `null` or not, so that it is refused
+/// as unknown. A whole number written `398.0` is `398` (JSON Schema counts it
+/// an integer).
+pub(super) fn as_strings<'a>(
     fields: serde_json::Map<String, serde_json::Value>,
-) -> impl Iterator<Item = (String, String)> {
+    known: &'a [&'a str],
+) -> impl Iterator<Item = (String, String)> + 'a {
     use serde_json::Value;
-    fields.into_iter().filter_map(|(k, v)| {
+    fields.into_iter().filter_map(move |(k, v)| {
         let s = match v {
-            Value::Null => return None,
+            Value::Null if known.contains(&k.as_str()) => return None,
             Value::String(s) => s,
             Value::Number(n) => match n.as_f64() {
                 Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => {
@@ -109,6 +112,9 @@ pub(super) fn as_strings(
         Some((k, s))
     })
 }
+
+/// The fields of a `POST /image` body.
+const PLOT_FIELDS: [&str; 3] = ["kind", "width", "height"];
 
 /// A plot's chart kind (in field `kind_field`) and size, validated the same
 /// way for `route` (POST /image or POST /jobs).
@@ -332,6 +338,20 @@ mod tests {
         assert_eq!((s.width(), s.height()), (300, 4000));
         let (k, _) = plot_params(&q(&[]), br#"{"kind": "approval_year", "width": 640}"#).unwrap();
         assert_eq!(k, PlotKind::ApprovalYear);
+        // A null known field is an absent one; 398.0 is 398.
+        let (k, s) = plot_params(&q(&[]), br#"{"kind": null, "width": 398.0}"#).unwrap();
+        assert_eq!((k, s.width()), (PlotKind::default(), 398));
+    }
+
+    #[test]
+    fn an_unknown_body_field_is_refused_even_when_null() {
+        // The contract's body has `additionalProperties: false`; a null
+        // value does not make an unknown field a known one.
+        for body in [&br#"{"": null}"#[..], br#"{"colour": null, "width": 300}"#] {
+            let e = plot_params(&q(&[("kind", "chromosome")]), body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            assert!(e.to_string().contains("kind, width and height"), "{e}");
+        }
     }
 
     #[test]

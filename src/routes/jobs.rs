@@ -18,11 +18,12 @@ use super::{
     accepted, data, gate, image, job_not_found, json_with, only_params, parse_job_id, prefer_wait,
     respond, small_body, typed_param, with, wrong_state, AppState,
 };
+use crate::auth::{KeyRing, Verdict};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{sse_frame, Hub};
 use crate::jobs::{self, Command, Cursor, Job, JobFilter, JobKind, JobStatus};
 use crate::limits::{Client, Limits, StreamSlot};
-use crate::pipeline::{ControlError, Pipeline, Stats};
+use crate::pipeline::{ControlError, Pipeline, QueueState, Stats};
 use crate::store::Store;
 
 /// `POST /jobs`, `GET /jobs`, `GET /jobs/stats`, `GET|DELETE /jobs/<id>`,
@@ -74,8 +75,24 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         .and(with(state.limits.clone()))
         .then(job_events)
         .map(respond);
+    let pause = warp::path!("jobs" / "pause")
+        .and(warp::post())
+        .and(with(state.pipeline.clone()))
+        .and(with(state.keys.clone()))
+        .and(warp::header::optional::<String>("authorization"))
+        .then(pause)
+        .map(respond);
+    let resume = warp::path!("jobs" / "resume")
+        .and(warp::post())
+        .and(with(state.pipeline.clone()))
+        .then(resume)
+        .map(respond);
     collection
         .or(stats)
+        .unify()
+        .or(pause)
+        .unify()
+        .or(resume)
         .unify()
         .or(get_one)
         .unify()
@@ -124,7 +141,8 @@ async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, Api
             Ok(data::load_command(&state.pipeline, archived.as_deref()))
         }
         Some("plot") => {
-            let params: HashMap<String, String> = image::as_strings(fields).collect();
+            let params: HashMap<String, String> =
+                image::as_strings(fields, &["plot", "width", "height"]).collect();
             let (plot, size) = image::parse_plot(&params, "plot", "a plot job")?;
             Ok(Command::Plot { plot, size })
         }
@@ -209,6 +227,35 @@ async fn stats(pipeline: Pipeline) -> Result<Response, ApiError> {
     Ok(json_with(StatusCode::OK, &pipeline.stats().await?))
 }
 
+/// `POST /jobs/pause`: workers take no new entries until `/jobs/resume`.
+#[utoipa::path(
+    post, path = "/jobs/pause", tag = "jobs",
+    responses((status = 200, description = "The queue is paused (also when it already was: then since when, and by whom, as first paused). Workers finish what they run and take nothing new; submissions still queue up", body = QueueState),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
+async fn pause(
+    pipeline: Pipeline,
+    keys: std::sync::Arc<KeyRing>,
+    authorization: Option<String>,
+) -> Result<Response, ApiError> {
+    // The gate let the request through, so a key that is named is valid.
+    let by = match keys.check(None, authorization.as_deref()) {
+        Verdict::Allowed(name) => name,
+        _ => None,
+    };
+    Ok(json_with(StatusCode::OK, &pipeline.pause(by).await?))
+}
+
+/// `POST /jobs/resume`: workers take entries again.
+#[utoipa::path(
+    post, path = "/jobs/resume", tag = "jobs",
+    responses((status = 200, description = "The queue runs (also when it was not paused)", body = QueueState),
+        (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+)]
+async fn resume(pipeline: Pipeline) -> Result<Response, ApiError> {
+    Ok(json_with(StatusCode::OK, &pipeline.resume().await?))
+}
+
 #[utoipa::path(
     get, path = "/jobs/{job_id}", tag = "jobs",
     params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
@@ -218,6 +265,10 @@ async fn stats(pipeline: Pipeline) -> Result<Response, ApiError> {
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
+    // POST-only routes of their own, not job ids.
+    if matches!(raw_id.as_str(), "pause" | "resume") {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let id = parse_job_id(&raw_id)?;
     let job = jobs::get(&mut store.data.clone(), &store.keys, &id)
         .await?
@@ -236,9 +287,10 @@ async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
-    // `/jobs/dead` and `/jobs/stats` are routes of their own (GET only), not
-    // job ids: a DELETE of them is a wrong method, as its `Allow` says.
-    if matches!(raw_id.as_str(), "dead" | "stats") {
+    // `/jobs/dead`, `/jobs/stats`, `/jobs/pause` and `/jobs/resume` are
+    // routes of their own, not job ids: a DELETE of them is a wrong method,
+    // as its `Allow` says.
+    if matches!(raw_id.as_str(), "dead" | "stats" | "pause" | "resume") {
         return Err(ApiError::MethodNotAllowed);
     }
     let id = parse_job_id(&raw_id)?;

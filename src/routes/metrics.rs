@@ -75,6 +75,7 @@ async fn refresh_from_redis(pipeline: &Pipeline) {
             metrics::gauge!(m::STREAM_PENDING).set(b.pending as f64);
             metrics::gauge!(m::DEAD_LETTERS).set(b.dead_letters as f64);
             metrics::gauge!(m::SCHEDULED_RETRIES).set(b.scheduled_retries as f64);
+            metrics::gauge!(m::QUEUE_PAUSED).set(if b.queue.paused { 1.0 } else { 0.0 });
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not read the stream's state"),
     }

@@ -57,6 +57,7 @@ pub struct Keys {
     image_sizes: String,
     image_bytes: String,
     refresh_schedule: String,
+    paused: String,
 }
 
 impl Keys {
@@ -78,6 +79,7 @@ impl Keys {
             job_prefix: format!("{prefix}:job:"),
             jobs_index: format!("{prefix}:jobs"),
             stream: format!("{prefix}:jobs:stream"),
+            paused: format!("{prefix}:jobs:paused"),
             delayed: format!("{prefix}:jobs:delayed"),
             events: format!("{prefix}:jobs:events"),
             dead_letter: format!("{prefix}:jobs:dead"),
@@ -157,6 +159,10 @@ impl Keys {
     /// The command stream (db 0).
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+    /// Present while the queue is paused: who paused it and when (db 0).
+    pub fn paused(&self) -> &str {
+        &self.paused
     }
     /// Sorted set of `retrying` job ids by the time their next run is due (db 0).
     pub fn delayed(&self) -> &str {

@@ -476,3 +476,122 @@ async fn the_events_stream_carries_every_process_s_changes_and_resumes_with_last
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "job_not_found");
 }
+
+/// `POST /jobs/pause`: a running job finishes, new ones queue up and wait
+/// (none starts, on either worker), the state and the metric say paused;
+/// `POST /jobs/resume` runs them. Two workers and the api, real processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
+    let redis = RedisServer::start();
+    let source = SourceServer::start(std::fs::read(SAMPLE).unwrap(), SourceMode::Fast).await;
+    let settings = with(&[("GENE_API__DATA__SOURCE", source.url.clone())]);
+    let api = Proc::start("api", &redis, &env(&settings));
+    let _w1 = Proc::start("worker", &redis, &env(&settings));
+    let _w2 = Proc::start("worker", &redis, &env(&settings));
+    let r = client()
+        .post(api.url("/data"))
+        .header("prefer", "wait=20")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the first load, so that plots can be queued"
+    );
+
+    // Not a job id: these are POST routes of their own.
+    for (method, path) in [("GET", "/jobs/pause"), ("DELETE", "/jobs/resume")] {
+        let r = client()
+            .request(method.parse().unwrap(), api.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], "POST", "{method} {path}");
+    }
+
+    // A slow load (about 2 s) is running when the queue is paused.
+    source.set(SourceMode::Slow);
+    let load = submit(&api, json!({"kind": "load"})).await;
+    let deadline = std::time::Instant::now() + T;
+    while job(&api, &load).await["status"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "the load never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, paused) = send(client().post(api.url("/jobs/pause"))).await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    let since = paused["since"].as_str().unwrap().to_string();
+    assert!(paused["by"].is_null(), "no keys, no name: {paused}");
+    // Pausing again keeps when it was first paused.
+    let (_, again) = send(client().post(api.url("/jobs/pause"))).await;
+    assert_eq!(again["since"], since.as_str(), "{again}");
+
+    // Submissions are still accepted, and wait.
+    let plot = json!({"kind": "plot", "plot": "chromosome", "width": 300, "height": 200});
+    let queued = [
+        submit(&api, plot.clone()).await,
+        submit(&api, plot.clone()).await,
+        submit(&api, plot).await,
+    ];
+    let done = wait_all_finished(&redis, std::slice::from_ref(&load), T);
+    assert_eq!(done[&load]["status"], "done", "the running job finishes");
+    // Longer than a worker's block time and pause poll: a worker that was
+    // blocked in its read when the pause came holds what it got, unrun.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for id in &queued {
+        let j = job(&api, id).await;
+        assert_eq!(
+            (j["status"].as_str(), j["attempts"].as_u64()),
+            (Some("queued"), Some(0)),
+            "nothing starts while paused: {j}"
+        );
+    }
+    let (_, stats) = send(client().get(api.url("/jobs/stats"))).await;
+    assert_eq!(stats["queue"]["paused"], true, "{stats}");
+    assert_eq!(stats["queue"]["since"], since.as_str(), "{stats}");
+    assert_eq!(stats["jobs"]["queued"], 3, "{stats}");
+    let page = client()
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::metric_sample(&page, "gene_api_queue_paused"),
+        Some(1.0)
+    );
+
+    let (status, resumed) = send(client().post(api.url("/jobs/resume"))).await;
+    assert_eq!(
+        (status, &resumed["paused"]),
+        (200, &json!(false)),
+        "{resumed}"
+    );
+    let records = wait_all_finished(&redis, &queued, T);
+    for id in &queued {
+        assert_eq!(records[id]["status"], "done", "{}", records[id]);
+        assert_eq!(records[id]["attempts"], 1, "run once: {}", records[id]);
+    }
+    let (_, stats) = send(client().get(api.url("/jobs/stats"))).await;
+    assert_eq!(
+        stats["queue"],
+        json!({"paused": false, "since": null, "by": null})
+    );
+    let page = client()
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::metric_sample(&page, "gene_api_queue_paused"),
+        Some(0.0)
+    );
+    drained(&redis);
+}
