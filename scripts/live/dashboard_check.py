@@ -616,6 +616,37 @@ def checks(args, api, page, expected, width, height, t0, auth):
         raise CheckFailed("a job row appeared for the rejected size")
     ok(f"an invalid size (width 5) is refused on the page: {msg!r}")
 
+    # 6b. Pause and resume from the page (admin, or a server without keys):
+    # the state badge follows, a plot queued while paused waits, then runs.
+    page.wait("the queue shows 'running' and offers Pause",
+              lambda: page.text("#queue-state") == "running" and page.offered("#pause-btn"), T,
+              state=lambda: {"state": page.text("#queue-state"), "controls": page.needs_controls("admin")})
+    button = d.find_element(By.CSS_SELECTOR, "#pause-btn")
+    page.js("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    page.wait("after Pause, the queue shows 'paused' and offers Resume instead",
+              lambda: page.text("#queue-state") == "paused" and page.offered("#resume-btn")
+              and not page.visible("#pause-btn"), T,
+              state=lambda: {"state": page.text("#queue-state"), "pause": page.visible("#pause-btn")})
+    _, stats = api.get("/jobs/stats")
+    if not stats.get("queue", {}).get("paused"):
+        raise CheckFailed(f"the page says paused, GET /jobs/stats says {stats.get('queue')}")
+    held = submit_plot(page, api, "chromosome", 300, 200, T)
+    time.sleep(1.5)  # longer than a worker's block time and its pause poll
+    _, job = api.get(f"/jobs/{held}")
+    if job.get("status") != "queued" or page.row_state(held) != "queued":
+        raise CheckFailed(f"the queue is paused, but job {held} is {job.get('status')!r} "
+                          f"(its row says {page.row_state(held)!r})")
+    button = d.find_element(By.CSS_SELECTOR, "#resume-btn")
+    page.js("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    wait_done(page, api, held, T)
+    page.wait("after Resume, the queue shows 'running' again",
+              lambda: page.text("#queue-state") == "running" and page.offered("#pause-btn"), T,
+              state=lambda: page.text("#queue-state"))
+    ok(f"Pause on the page paused the queue (GET /jobs/stats agrees); plot {held} waited queued 1.5 s, "
+       "and after Resume it turned done live")
+
     # 7. A screenshot with real jobs.
     if args.screenshot:
         ids = [submit_plot(page, api, k, w, hh, T)

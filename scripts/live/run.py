@@ -264,6 +264,7 @@ scrape_configs:
         'gene_api_stream_pending': 0,
         'gene_api_stream_lag': 0,
         'gene_api_dead_letters': 0,
+        'gene_api_queue_paused': 0,
         'sum(gene_api_http_requests_total{route="/genes/{hgnc_id}",method="GET",status="200"})': 1,
         'sum(gene_api_http_requests_total{route="/genes/{hgnc_id}",method="GET",status="400"})': 1,
         'count(gene_api_build_info{mode="worker"})': 2,
@@ -360,6 +361,13 @@ def check_fuzz(stack, venv_bin, examples):
     if internal:
         raise Failed(f"the api logged internal errors during the fuzz run: {internal[:3]}")
     ok("schemathesis: no 5xx, every answer conforms to the contract")
+    # The fuzzer sends POST /jobs/pause (an admin key lets it) and may never
+    # send the resume: the queue runs again for the steps after it.
+    status, _, raw = http("POST", f"{stack.api}/jobs/resume",
+                          headers={"Authorization": f"Bearer {stack.keys['admin']}"})
+    body = json.loads(raw or b"null")
+    if status != 200 or not isinstance(body, dict) or body.get("paused") is not False:
+        raise Failed(f"POST /jobs/resume after the fuzz run answered {status}: {body}")
 
 
 def check_dashboard(stack, venv_bin, screenshot):

@@ -10,7 +10,7 @@ use gene_api::app::{Application, Mode};
 use gene_api::auth::{generate, Scope, OPERATIONS};
 use gene_api::routes::{example_path, ROUTE_TEMPLATES};
 use redis::Commands;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, settings, spawn_app_with, test_env, RedisServer, TestApp, SAMPLE,
@@ -79,6 +79,8 @@ const ADMIN: &[(&str, &str)] = &[
     ("delete", "/image/{job_id}"),
     ("post", "/jobs/dead/{entry_id}/requeue"),
     ("delete", "/jobs/dead/{entry_id}"),
+    ("post", "/jobs/pause"),
+    ("post", "/jobs/resume"),
 ];
 /// Reads sent as POST (a body too large for a query string).
 const READ_POSTS: &[(&str, &str)] = &[("post", "/genes/lookup")];
@@ -240,6 +242,34 @@ async fn every_route_asks_for_the_right_scope() {
     assert!(spec["paths"]["/data"]["delete"].get("security").is_none());
     // ... and the open server does what it says: DELETE /data without a key.
     assert_eq!(send(&open, "DELETE", "/data", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_pause_names_the_admin_key_that_made_it_and_a_write_key_cannot() {
+    let keys = keys_file();
+    let app = spawn_app_with(
+        Mode::Api,
+        Path::new(SAMPLE),
+        &[("GENE_API__AUTH__KEYS_FILE", &keys.path)],
+    )
+    .await;
+    for path in ["/jobs/pause", "/jobs/resume"] {
+        let r = send(&app, "POST", path, Some(&keys.write)).await;
+        assert_eq!(r.status(), 403, "{path} with a write key");
+    }
+    let r = send(&app, "GET", "/jobs/stats", Some(&keys.write)).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["queue"]["paused"], false);
+    let r = send(&app, "POST", "/jobs/pause", Some(&keys.admin)).await;
+    assert_eq!(r.status(), 200);
+    let state: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&state["paused"], &state["by"]),
+        (&json!(true), &json!("ops")),
+        "{state}"
+    );
+    let r = send(&app, "GET", "/jobs/stats", None).await;
+    let stats: Value = r.json().await.unwrap();
+    assert_eq!(stats["queue"], state, "{stats}");
 }
 
 #[tokio::test]
