@@ -102,7 +102,7 @@ impl Worker {
     /// Reads and runs what arrives within one block time (what tests
     /// drive); takes nothing while the queue is paused.
     pub async fn step(&mut self) -> RedisResult<StepOutcome> {
-        if self.pipeline.is_paused().await? {
+        if !self.unfinished && self.paused().await {
             return Ok(StepOutcome::Idle);
         }
         let entries = self.read().await?;
@@ -110,15 +110,19 @@ impl Worker {
     }
 
     /// Waits while the queue is paused (`POST /jobs/pause`). Returns false
-    /// when `shutdown` came first. A Redis error counts as not paused: the
-    /// read that follows meets the same error and backs off.
-    async fn wait_while_paused(&self, shutdown: &CancellationToken) -> bool {
+    /// when `shutdown` came first.
+    /// Entries in `held` (read, not yet run) are kept this consumer's the
+    /// while: their idle time is reset at every poll, as a running job's
+    /// heartbeat does, so that the reclaimer does not take them for a dead
+    /// consumer's and run them a second time at the resume.
+    async fn wait_while_paused(&mut self, shutdown: &CancellationToken, held: &[StreamId]) -> bool {
         let mut logged = false;
-        while self.pipeline.is_paused().await.unwrap_or(false) {
+        while self.paused().await {
             if !logged {
-                tracing::info!(consumer = %self.name, "queue paused: taking no new entries");
+                tracing::info!(consumer = %self.name, held = held.len(), "queue paused: taking no new entries");
                 logged = true;
             }
+            self.keep_held(held).await;
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
                 _ = tokio::time::sleep(PAUSE_POLL) => {}
@@ -128,6 +132,56 @@ impl Worker {
             tracing::info!(consumer = %self.name, "queue resumed");
         }
         true
+    }
+
+    /// Resets the idle time of `held` entries (see `lua/heartbeat.lua`). A
+    /// failure is left to the next poll.
+    async fn keep_held(&mut self, held: &[StreamId]) {
+        let keys = &self.pipeline.store.keys;
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        for entry in held {
+            let r: RedisResult<redis::Value> = crate::lua::HEARTBEAT
+                .key(keys.stream())
+                .arg(keys.group())
+                .arg(&entry.id)
+                .arg(&self.name)
+                .invoke_async(conn)
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, entry = %entry.id, "a held entry's heartbeat failed");
+                return;
+            }
+        }
+    }
+
+    /// Whether the queue is paused, asked on this consumer's own connection,
+    /// as its reads are: the check and the read see the same Redis, and the
+    /// check never takes the shared connection's one attempt while Redis is
+    /// away (see `store::Breaker`), which would leave the entries the read
+    /// then brings to fail at once, a delivery counted against each for
+    /// nothing. An error drops the connection, as a failed read does, and
+    /// counts as not paused: the read that follows meets it too.
+    async fn paused(&mut self) -> bool {
+        let p = &self.pipeline;
+        if self.conn.is_none() {
+            match p.store.blocking_connection(p.settings.pipeline.block).await {
+                Ok(c) => self.conn = Some(c),
+                Err(_) => return false,
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let r: RedisResult<bool> = redis::cmd("EXISTS")
+            .arg(p.store.keys.paused())
+            .query_async(conn)
+            .await;
+        r.unwrap_or_else(|_| {
+            self.conn = None;
+            false
+        })
     }
 
     async fn process(&mut self, entries: Vec<StreamId>) -> RedisResult<StepOutcome> {
@@ -160,7 +214,10 @@ impl Worker {
         tracing::info!(consumer = %self.name, "worker started");
         let mut backoff = Backoff::default();
         loop {
-            if !self.wait_while_paused(&shutdown).await {
+            // Entries this consumer takes back (`unfinished`) were in hand
+            // when Redis failed: they run, paused or not, as running jobs do.
+            let new_entries = !self.unfinished;
+            if new_entries && !self.wait_while_paused(&shutdown, &[]).await {
                 break;
             }
             let entries = tokio::select! {
@@ -171,10 +228,11 @@ impl Worker {
             // paused while it waited. What it brought is held (pending to
             // this consumer, so not lost) and runs once the queue resumes;
             // on shutdown meanwhile, another worker reclaims it.
-            if matches!(&entries, Ok(e) if !e.is_empty())
-                && !self.wait_while_paused(&shutdown).await
-            {
-                break;
+            if let Ok(held) = &entries {
+                if new_entries && !held.is_empty() && !self.wait_while_paused(&shutdown, held).await
+                {
+                    break;
+                }
             }
             let r = match entries {
                 Ok(entries) => self.process(entries).await,

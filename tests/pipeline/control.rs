@@ -484,7 +484,14 @@ async fn the_events_stream_carries_every_process_s_changes_and_resumes_with_last
 async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
     let redis = RedisServer::start();
     let source = SourceServer::start(std::fs::read(SAMPLE).unwrap(), SourceMode::Fast).await;
-    let settings = with(&[("GENE_API__DATA__SOURCE", source.url.clone())]);
+    let settings = with(&[
+        ("GENE_API__DATA__SOURCE", source.url.clone()),
+        // Reads block for 3 s: the idle consumers are in a read when the
+        // pause comes, and the plots below are delivered to them anyway; they
+        // must hold them unrun, longer than RECLAIM_AFTER_MS (1 s), without
+        // the reclaimer taking them for a dead consumer's.
+        ("GENE_API__PIPELINE__BLOCK_MS", "3000".into()),
+    ]);
     let api = Proc::start("api", &redis, &env(&settings));
     let _w1 = Proc::start("worker", &redis, &env(&settings));
     let _w2 = Proc::start("worker", &redis, &env(&settings));
@@ -546,6 +553,26 @@ async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
             (j["status"].as_str(), j["attempts"].as_u64()),
             (Some("queued"), Some(0)),
             "nothing starts while paused: {j}"
+        );
+    }
+    // Held, and kept their holder's: idle for less than RECLAIM_AFTER_MS
+    // (1 s) although the pause has lasted longer, each delivered once.
+    let held: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg("gene-api:jobs:stream")
+        .arg("gene-api:workers")
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .query(&mut redis.conn(0))
+        .unwrap();
+    assert!(
+        !held.ids.is_empty(),
+        "the blocked reads took some of the plots, and hold them"
+    );
+    for p in &held.ids {
+        assert!(
+            p.last_delivered_ms < 1000 && p.times_delivered == 1,
+            "a held entry goes idle, or was delivered again: {p:?}"
         );
     }
     let (_, stats) = send(client().get(api.url("/jobs/stats"))).await;
