@@ -224,6 +224,26 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// Larger request heads are refused.
     pub max_header_bytes: usize,
+    /// The origins whose pages may call the API (`GENE_API__HTTP__CORS_ORIGINS`):
+    /// a comma-separated list, `*`, or empty for none.
+    #[serde(default)]
+    pub cors_origins: String,
+    /// `cors_origins`, parsed when the settings are checked.
+    #[serde(skip)]
+    pub cors: CorsOrigins,
+}
+
+/// Which other origins' pages may call the API (CORS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// None: no CORS headers, as before there were any.
+    #[default]
+    Off,
+    /// `*`: any page may read (GET, HEAD), without a key; writes from other
+    /// origins are refused.
+    AnyReads,
+    /// These origins (`scheme://host[:port]`) may do what their keys allow.
+    Listed(Vec<String>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -466,6 +486,7 @@ impl Settings {
     /// type of their own (`data.refresh` into a [`Schedule`]).
     fn check(&mut self) -> Result<(), ConfigError> {
         self.data.refresh_schedule = refresh_schedule(&self.data.refresh)?;
+        self.http.cors = cors_origins(&self.http.cors_origins, self.auth.protect_reads)?;
         let rule = |ok: bool, msg: &str| {
             if ok {
                 Ok(())
@@ -560,6 +581,56 @@ impl Settings {
     }
 }
 
+/// `http.cors_origins` parsed. `*` only while reads are open: a page of any
+/// origin could otherwise read with the key of whoever opens it, and the
+/// keys are what protects the reads. Each other entry is an origin as a
+/// browser sends it (`scheme://host[:port]`, no path), compared exactly.
+fn cors_origins(list: &str, protect_reads: bool) -> Result<CorsOrigins, ConfigError> {
+    let items: Vec<&str> = list
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rule = |msg: String| Err(ConfigError::Rule(msg));
+    if items.is_empty() {
+        return Ok(CorsOrigins::Off);
+    }
+    if items.contains(&"*") {
+        if items.len() > 1 {
+            return rule(format!(
+                "http.cors_origins (GENE_API__HTTP__CORS_ORIGINS) is `*` or a list of origins, not both: {list:?}"
+            ));
+        }
+        if protect_reads {
+            return rule(
+                "http.cors_origins = `*` needs open reads: with auth.protect_reads on, list the \
+                 origins that may call the API instead"
+                    .into(),
+            );
+        }
+        return Ok(CorsOrigins::AnyReads);
+    }
+    for o in &items {
+        let rest = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let well_formed = rest.is_some_and(|r| {
+            !r.is_empty()
+                && !r.contains(['/', '?', '#', '@'])
+                && r.parse::<warp::http::uri::Authority>().is_ok()
+        });
+        if !well_formed {
+            return rule(format!(
+                "http.cors_origins (GENE_API__HTTP__CORS_ORIGINS): {o:?} is not an origin; \
+                 write it as a browser sends it, scheme://host[:port] with no path, e.g. https://lab.example.org"
+            ));
+        }
+    }
+    Ok(CorsOrigins::Listed(
+        items.into_iter().map(String::from).collect(),
+    ))
+}
+
 /// `data.refresh` parsed: None when empty (no scheduled loads).
 fn refresh_schedule(expr: &str) -> Result<Option<Schedule>, ConfigError> {
     if expr.trim().is_empty() {
@@ -583,6 +654,30 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn cors_origins_are_parsed_and_checked() {
+        assert_eq!(cors_origins("", false).unwrap(), CorsOrigins::Off);
+        assert_eq!(cors_origins(" * ", false).unwrap(), CorsOrigins::AnyReads);
+        assert_eq!(
+            cors_origins("https://lab.example.org, http://localhost:8888", true).unwrap(),
+            CorsOrigins::Listed(vec![
+                "https://lab.example.org".into(),
+                "http://localhost:8888".into()
+            ])
+        );
+        for (bad, protect_reads, says) in [
+            ("*", true, "open reads"),
+            ("*, https://a.org", false, "not both"),
+            ("https://lab.example.org/", false, "no path"),
+            ("lab.example.org", false, "scheme://host"),
+            ("ftp://lab.example.org", false, "scheme://host"),
+            ("https://", false, "scheme://host"),
+        ] {
+            let e = cors_origins(bad, protect_reads).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     fn no_dir() -> PathBuf {

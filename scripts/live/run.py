@@ -14,7 +14,10 @@ processes) on a real Redis, checked from outside by real tools.
   4. fuzz       schemathesis against the running service, sample loaded: no
                 5xx, every status code, content type, header and body as the
                 contract says.
-  5. dashboard  scripts/live/dashboard_check.py in headless Chromium (last: it
+  5. cors       scripts/live/cors_check.py: a page of a listed origin reads,
+                plots with a key, follows events, shows the PNG; one of an
+                origin not listed is refused by the browser.
+  6. dashboard  scripts/live/dashboard_check.py in headless Chromium (last: it
                 stops the api to see the page say so).
 
 Usage: run.py --bin target/debug/gene-api [--screenshot docs/dashboard.png]
@@ -101,6 +104,8 @@ class Stack:
         self.redis_port = free_port()
         self.api_port = free_port()
         self.worker_ports = [free_port(), free_port()]
+        # Two more origins for the CORS step: one listed, one not.
+        self.cors_ports = [free_port(), free_port()]
 
     def start(self, name, argv, env=None):
         log = open(os.path.join(self.work, f"{name}.log"), "wb")
@@ -115,6 +120,7 @@ class Stack:
             # A real withdrawn file, so the fuzzer meets 410 gene_withdrawn too.
             "GENE_API__DATA__WITHDRAWN": WITHDRAWN,
             "GENE_API__HTTP__PORT": str(self.api_port),
+            "GENE_API__HTTP__CORS_ORIGINS": f"http://127.0.0.1:{self.cors_ports[0]}",
             "GENE_API__AUTH__KEYS_FILE": self.keys_file,
             # schemathesis sends `Prefer: wait=N`: keep each such request short.
             "GENE_API__HTTP__MAX_WAIT_SECS": "3",
@@ -370,6 +376,17 @@ def check_fuzz(stack, venv_bin, examples):
         raise Failed(f"POST /jobs/resume after the fuzz run answered {status}: {body}")
 
 
+def check_cors(stack, venv_bin):
+    step("cors: a page of another origin in headless Chromium")
+    stack.load()
+    argv = [os.path.join(venv_bin, "python"), os.path.join(ROOT, "scripts", "live", "cors_check.py"),
+            "--base", stack.api, "--key", stack.keys["write"],
+            "--allowed-port", str(stack.cors_ports[0]), "--other-port", str(stack.cors_ports[1])]
+    r = subprocess.run(argv)
+    if r.returncode != 0:
+        raise Failed(f"the CORS check failed (exit {r.returncode})")
+
+
 def check_dashboard(stack, venv_bin, screenshot):
     step("dashboard: headless Chromium drives GET /")
     stack.load()
@@ -400,6 +417,7 @@ def main():
         check_prometheus(stack)
         check_events(stack, spec)
         check_fuzz(stack, args.venv_bin, args.examples)
+        check_cors(stack, args.venv_bin)
         check_dashboard(stack, args.venv_bin, args.screenshot)
     except (Failed, Exception) as e:
         print(f"\n!!! LIVE TEST FAILED: {e}\n    logs: {work}", file=sys.stderr)

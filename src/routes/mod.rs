@@ -9,6 +9,7 @@
 //! `Result<Response, ApiError>`; [`respond`] is the one place that turns an
 //! error into its JSON answer.
 
+mod cors;
 mod dashboard;
 mod data;
 mod dead;
@@ -126,9 +127,11 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(gate::gate(&state))
         .and(routes)
         .recover(recover)
-        .unify();
+        .unify()
+        .map(Reply::into_response);
+    let served = cors::wrap(answered, &state.pipeline.settings.http.cors);
     warp::path::full()
-        .and(answered)
+        .and(served)
         .map(with_allow)
         .with(warp::log::custom(access_log))
 }

@@ -1,4 +1,5 @@
 //! Integration tests: the real application against a real redis-server.
+mod cors;
 mod data;
 mod errors;
 mod finding;
