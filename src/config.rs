@@ -224,6 +224,10 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// Larger request heads are refused.
     pub max_header_bytes: usize,
+    /// How long an Idempotency-Key is remembered (at most as long as a
+    /// finished job is kept, `pipeline.job_ttl_secs`).
+    #[serde(rename = "idempotency_ttl_secs", deserialize_with = "secs")]
+    pub idempotency_ttl: Duration,
     /// The origins whose pages may call the API (`GENE_API__HTTP__CORS_ORIGINS`):
     /// a comma-separated list, `*`, or empty for none.
     #[serde(default)]

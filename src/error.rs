@@ -51,6 +51,10 @@ pub enum ApiError {
         message: String,
         job: Box<crate::jobs::Job>,
     },
+    /// 422: well-formed, but not one the server can take as it stands (an
+    /// Idempotency-Key first sent with another request).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 401: the route needs a key and none (or an unknown one) came.
     #[error("this needs an API key: send Authorization: Bearer <key>")]
     Unauthorized,
@@ -161,7 +165,7 @@ impl ApiError {
             Self::NotFound { .. } | Self::GeneNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Gone { .. } => StatusCode::GONE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::JobFailed { .. } | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -251,6 +255,19 @@ impl From<crate::pipeline::SubmitError> for ApiError {
                     job: Some(job),
                 }
             }
+            crate::pipeline::SubmitError::KeyReused { job_id } => Self::Unprocessable {
+                code: "idempotency_key_reused",
+                message: format!(
+                    "this Idempotency-Key was first sent with another request, which made job \
+                     {job_id}; use a new key for a new request"
+                ),
+            },
+            crate::pipeline::SubmitError::KeyJobGone { job_id } => Self::conflict(
+                "idempotency_job_gone",
+                format!(
+                    "the job this Idempotency-Key made ({job_id}) is no longer kept; use a new key"
+                ),
+            ),
             crate::pipeline::SubmitError::Redis(e) => e.into(),
         }
     }
@@ -290,9 +307,9 @@ impl Reply for ApiError {
         let (code, message, job) = match &self {
             Self::Gone { code, message, .. } => (*code, message.clone(), None),
             Self::GeneNotFound { message, .. } => ("gene_not_found", message.clone(), None),
-            Self::BadRequest { code, message } | Self::NotFound { code, message } => {
-                (*code, message.clone(), None)
-            }
+            Self::BadRequest { code, message }
+            | Self::NotFound { code, message }
+            | Self::Unprocessable { code, message } => (*code, message.clone(), None),
             Self::Conflict { code, message, job } => (*code, message.clone(), job.as_deref()),
             Self::NotReplicated { message, job } => {
                 ("not_replicated", message.clone(), job.as_deref())

@@ -35,6 +35,9 @@ pub static STORE_IF_OWNER: LazyLock<Script> =
 /// Records, indexes, queues and announces a new job, unless the queue is full.
 pub static SUBMIT_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], "return submit_job(KEYS, ARGV)"));
+/// The same, once per Idempotency-Key: a repeat finds the first job.
+pub static SUBMIT_ONCE: LazyLock<Script> =
+    LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], include_str!("submit_once.lua")));
 /// Claims a schedule's tick and queues its job (a submission as above), once
 /// per tick however many replicas ask.
 pub static SCHEDULE_TICK: LazyLock<Script> =

@@ -66,8 +66,34 @@ pub enum SubmitError {
         acked: u32,
         wanted: u32,
     },
+    /// The request's Idempotency-Key was first used for another request,
+    /// which made job `job_id`.
+    #[error("this Idempotency-Key was used for another request (job {job_id})")]
+    KeyReused { job_id: String },
+    /// The job the key made is no longer kept.
+    #[error("the job this Idempotency-Key made ({job_id}) is no longer kept")]
+    KeyJobGone { job_id: String },
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+}
+
+/// A submission's Idempotency-Key, as the pipeline keeps it.
+#[derive(Debug, Clone)]
+pub struct Once {
+    /// The key's record: per client (API key name or address), by a hash of
+    /// the key (see `Keys::idempotency`).
+    pub record: String,
+    /// What makes two requests the same one: the route and the command.
+    pub fingerprint: String,
+}
+
+/// A submission's outcome.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new job, queued.
+    New(Job),
+    /// The same request again under its Idempotency-Key: the first one's job, as it is now.
+    Replay(Job),
 }
 
 /// What the pipeline needs: connections, settings, and the charts this
@@ -137,21 +163,79 @@ impl Pipeline {
     /// none is loaded, and any job while the backlog is at
     /// `limits.max_backlog` (counted in the same script, so a burst cannot
     /// overshoot it); a refused job writes nothing.
-    #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
     pub async fn submit(&self, command: Command) -> Result<Job, SubmitError> {
-        let job = Job::new(command, self.settings.pipeline.max_attempts);
-        let mut script = lua::SUBMIT_JOB.prepare_invoke();
-        self.add_submission(&mut script, &job);
-        if job.params.needs_data() {
-            script.key(self.store.keys.current());
+        match self.submit_once(command, None).await? {
+            Submitted::New(job) | Submitted::Replay(job) => Ok(job),
         }
-        let (reply, durability): (Vec<String>, _) = self
-            .store
-            .invoke_acknowledged(&lua::SUBMIT_JOB, &script)
-            .await?;
+    }
+
+    /// [`Self::submit`], once per Idempotency-Key when `once` is given: the
+    /// same request again answers the first one's job, another request under
+    /// the same key is refused; both decided in the script that queues.
+    #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
+    pub async fn submit_once(
+        &self,
+        command: Command,
+        once: Option<&Once>,
+    ) -> Result<Submitted, SubmitError> {
+        let job = Job::new(command, self.settings.pipeline.max_attempts);
+        let script_of = if once.is_some() {
+            &lua::SUBMIT_ONCE
+        } else {
+            &lua::SUBMIT_JOB
+        };
+        let mut script = script_of.prepare_invoke();
+        self.add_submission(&mut script, &job);
+        match once {
+            Some(once) => {
+                let data = if job.params.needs_data() {
+                    self.store.keys.current()
+                } else {
+                    ""
+                };
+                // Never longer than a finished job is kept: a replay finds
+                // the job the key made.
+                let ttl = self
+                    .settings
+                    .http
+                    .idempotency_ttl
+                    .min(self.settings.pipeline.job_ttl)
+                    .as_secs()
+                    .max(1);
+                script
+                    .key(data)
+                    .key(&once.record)
+                    .arg(&once.fingerprint)
+                    .arg(ttl);
+            }
+            None if job.params.needs_data() => {
+                script.key(self.store.keys.current());
+            }
+            None => {}
+        }
+        let (reply, durability): (Vec<String>, _) =
+            self.store.invoke_acknowledged(script_of, &script).await?;
+        match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("replay"), Some(id)) => {
+                let found = match id.parse() {
+                    Ok(uuid) => {
+                        crate::jobs::get(&mut self.store.data.clone(), &self.store.keys, &uuid)
+                            .await?
+                    }
+                    Err(_) => None,
+                };
+                return found
+                    .map(Submitted::Replay)
+                    .ok_or_else(|| SubmitError::KeyJobGone { job_id: id.clone() });
+            }
+            (Some("mismatch"), Some(id)) => {
+                return Err(SubmitError::KeyReused { job_id: id.clone() })
+            }
+            _ => {}
+        }
         self.submitted(&job, &reply)?;
         match durability {
-            Durability::Replicated => Ok(job),
+            Durability::Replicated => Ok(Submitted::New(job)),
             Durability::Short { acked, wanted } => {
                 tracing::warn!(job_id = %job.id, acked, wanted, "job queued, but not on enough replicas in time");
                 Err(SubmitError::NotReplicated {

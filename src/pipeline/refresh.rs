@@ -107,13 +107,17 @@ impl Refresh {
             Err(SubmitError::Redis(e)) => Err(e),
             // submitted() never says it: the schedule does not WAIT (no
             // client is told anything; a tick lost in a failover is taken
-            // again by the next look at the schedule).
-            Err(SubmitError::NoData | SubmitError::NotReplicated { .. }) => {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "the schedule's script answered no_data for a load",
-                )))
-            }
+            // again by the next look at the schedule), and has no
+            // Idempotency-Key (its tick is its key).
+            Err(
+                SubmitError::NoData
+                | SubmitError::NotReplicated { .. }
+                | SubmitError::KeyReused { .. }
+                | SubmitError::KeyJobGone { .. },
+            ) => Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "the schedule's script answered no_data for a load",
+            ))),
         }
     }
 

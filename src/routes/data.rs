@@ -10,8 +10,8 @@ use super::docs::{Deleted, GeneFields};
 use super::genes::with_total;
 use super::listing::{query_pairs, Format, Listing, Writer};
 use super::{
-    accepted, json_with, of_release, prefer_wait, release_query, respond, small_body, take_release,
-    with, AppState,
+    idempotency_key, json_with, of_release, prefer_wait, release_query, respond, small_body,
+    submit, take_release, with, AppState, IdempotencyKey,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::genes::{self, Catalog, Chosen, Pick, RecordsError, ReleaseInfo};
@@ -44,6 +44,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
             .or(warp::post()
                 .and(with(state.clone()))
                 .and(prefer_wait())
+                .and(idempotency_key(state))
                 .and(small_body())
                 .then(post_data)
                 .map(respond))
@@ -116,19 +117,22 @@ pub(super) fn parse_load_body(body: &[u8]) -> Result<Option<String>, ApiError> {
 
 #[utoipa::path(
     post, path = "/data", tag = "data",
-    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Submit once (IETF Idempotency-Key draft): the same request again with the same key (per API key or client, for `http.idempotency_ttl_secs`) answers the first job (`Idempotent-Replayed: true`), another request with it is a 422 `idempotency_key_reused`. 1 to 255 visible ASCII characters without `\"` or `\\`, as a quoted string or bare", pattern = "^(\"[ !#-\\[\\]-~]{1,255}\"|[!#-\\[\\]-~]{1,255})$")),
     request_body(content = Option<LoadRequest>, description = "Nothing, or `{}`: the server's source (`GENE_API__DATA__SOURCE`) and withdrawn file; `{\"release\": \"YYYY-MM-DD\"}`: that archived release, from the server's archive template", content_type = "application/json"),
     responses((status = 202, description = "A load: the job, queued (follow `Location`); its result names the release, or says `unchanged: true` when the source had not changed", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
-        (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+        (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody), (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`); or the Idempotency-Key came first with another request (`idempotency_key_reused`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
-async fn post_data(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_data(
+    state: AppState,
+    wait: Option<u64>,
+    key: Option<IdempotencyKey>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let archived = parse_load_body(&body)?;
-    let job = state
-        .pipeline
-        .submit(load_command(&state.pipeline, archived.as_deref()))
-        .await?;
-    accepted(&state, job, wait).await
+    let command = load_command(&state.pipeline, archived.as_deref());
+    submit(&state, "POST /data", command, key, wait).await
 }
 
 /// A load of the server's configured source, or of an archived release.

@@ -12,8 +12,8 @@ use warp::{Filter, Rejection};
 
 use super::docs::{Deleted, PlotParams};
 use super::{
-    accepted, job_not_found, json_with, parse_job_id, prefer_wait, respond, small_body, with,
-    AppState,
+    idempotency_key, job_not_found, json_with, parse_job_id, prefer_wait, respond, small_body,
+    submit, with, AppState, IdempotencyKey,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::images;
@@ -33,6 +33,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
                 .and(warp::query::<HashMap<String, String>>())
                 .and(with(state.clone()))
                 .and(prefer_wait())
+                .and(idempotency_key(state))
                 .and(small_body())
                 .then(post_image)
                 .map(respond))
@@ -166,24 +167,32 @@ pub(super) fn parse_plot(
     params(("kind" = Option<PlotKind>, Query, description = "The chart (default locus_group)"),
         ("width" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 1000)", minimum = 200, maximum = 4000),
         ("height" = Option<u32>, Query, description = "Pixels, 200 to 4000 (default 600)", minimum = 200, maximum = 4000),
-        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Submit once (IETF Idempotency-Key draft): the same request again with the same key (per API key or client, for `http.idempotency_ttl_secs`) answers the first job (`Idempotent-Replayed: true`), another request with it is a 422 `idempotency_key_reused`. 1 to 255 visible ASCII characters without `\"` or `\\`, as a quoted string or bare", pattern = "^(\"[ !#-\\[\\]-~]{1,255}\"|[!#-\\[\\]-~]{1,255})$")),
     request_body(content = Option<PlotParams>, description = "Optional: the same parameters as JSON; the query wins", content_type = "application/json"),
     responses((status = 202, description = "A plot job: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 400, description = "A malformed parameter; the message says what is allowed", body = ErrorBody),
         (status = 409, description = "No data set is loaded, so there is nothing to plot (`no_data`)", body = ErrorBody),
-        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`); or the Idempotency-Key came first with another request (`idempotency_key_reused`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn post_image(
     query: HashMap<String, String>,
     state: AppState,
     wait: Option<u64>,
+    key: Option<IdempotencyKey>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (plot, size) = plot_params(&query, &body)?;
     // Refused with 409 no_data, and no job made, while no data is loaded.
-    let job = state.pipeline.submit(Command::Plot { plot, size }).await?;
-    accepted(&state, job, wait).await
+    submit(
+        &state,
+        "POST /image",
+        Command::Plot { plot, size },
+        key,
+        wait,
+    )
+    .await
 }
 
 #[utoipa::path(

@@ -15,8 +15,9 @@ use warp::{Filter, Rejection, Reply};
 use super::docs::JobRequest;
 use super::docs::SseEvent;
 use super::{
-    accepted, data, gate, image, job_not_found, json_with, only_params, parse_job_id, prefer_wait,
-    respond, small_body, typed_param, with, wrong_state, AppState,
+    data, gate, idempotency_key, image, job_not_found, json_with, only_params, parse_job_id,
+    prefer_wait, respond, small_body, submit, typed_param, with, wrong_state, AppState,
+    IdempotencyKey,
 };
 use crate::auth::{KeyRing, Verdict};
 use crate::error::{ApiError, ErrorBody};
@@ -41,6 +42,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
             .or(warp::post()
                 .and(with(state.clone()))
                 .and(prefer_wait())
+                .and(idempotency_key(state))
                 .and(small_body())
                 .then(post_job)
                 .map(respond))
@@ -108,18 +110,23 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 /// the same checks and answers as POST /data and POST /image.
 #[utoipa::path(
     post, path = "/jobs", tag = "jobs",
-    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks")),
+    params(("Prefer" = Option<String>, Header, description = "`wait=<seconds>` (RFC 7240): answer when the job ends, or after that many seconds (at most `http.max_wait_secs`); any other preference is ignored, as RFC 7240 asks"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Submit once (IETF Idempotency-Key draft): the same request again with the same key (per API key or client, for `http.idempotency_ttl_secs`) answers the first job (`Idempotent-Replayed: true`), another request with it is a 422 `idempotency_key_reused`. 1 to 255 visible ASCII characters without `\"` or `\\`, as a quoted string or bare", pattern = "^(\"[ !#-\\[\\]-~]{1,255}\"|[!#-\\[\\]-~]{1,255})$")),
     request_body(content = JobRequest, content_type = "application/json"),
     responses((status = 202, description = "A job of that kind: the job, queued (follow `Location`)", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 200, description = "With `Prefer: wait`: the job ended `done` in time", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 400, description = "Malformed body, unknown kind or bad plot parameters", body = ErrorBody),
         (status = 409, description = "A plot while no data set is loaded (`no_data`)", body = ErrorBody),
-        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
+        (status = 413, description = "The body is over 16 KiB", body = ErrorBody), (status = 422, description = "With `Prefer: wait`: the job failed in that time (`job_failed`, the job in `job`); or the Idempotency-Key came first with another request (`idempotency_key_reused`)", body = ErrorBody), (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
-async fn post_job(state: AppState, wait: Option<u64>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_job(
+    state: AppState,
+    wait: Option<u64>,
+    key: Option<IdempotencyKey>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let command = parse_job_request(&state, &body).await?;
-    let job = state.pipeline.submit(command).await?;
-    accepted(&state, job, wait).await
+    submit(&state, "POST /jobs", command, key, wait).await
 }
 
 async fn parse_job_request(state: &AppState, body: &[u8]) -> Result<Command, ApiError> {

@@ -485,6 +485,103 @@ fn prefer_wait() -> impl Filter<Extract = (Option<u64>,), Error = Rejection> + C
     })
 }
 
+/// A submission's `Idempotency-Key` (the IETF draft's header): the key as
+/// sent, and the client it belongs to (an API key's name, or an address).
+pub(super) struct IdempotencyKey {
+    client: String,
+    key: String,
+}
+
+/// The longest Idempotency-Key taken.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// `Idempotency-Key`, parsed at the edge: a structured-field string
+/// (`"..."`, as the draft writes it) or a bare token, of 1 to 255 visible
+/// ASCII characters without `"` or `\` (and spaces inside quotes).
+pub(super) fn idempotency_key(
+    state: &AppState,
+) -> impl Filter<Extract = (Option<IdempotencyKey>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("idempotency-key")
+        .and(gate::client(state))
+        .and_then(|raw: Option<String>, client: crate::limits::Client| {
+            std::future::ready(match raw {
+                None => Ok(None),
+                Some(raw) => parse_idempotency_key(&raw)
+                    .map(|key| {
+                        Some(IdempotencyKey {
+                            client: client.to_string(),
+                            key,
+                        })
+                    })
+                    .map_err(warp::reject::custom),
+            })
+        })
+}
+
+fn parse_idempotency_key(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    let (key, quoted) = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => (inner, true),
+        None => (raw, false),
+    };
+    let allowed = |c: char| (c.is_ascii_graphic() || (quoted && c == ' ')) && c != '"' && c != '\\';
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.chars().all(allowed) {
+        return Err(ApiError::bad_request(
+            "bad_idempotency_key",
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters \
+                 without '\"' or '\\', quoted or not (e.g. \"8e03978e-40d5-43e8-bc93-6894a57f9324\"); got {raw:?}"
+            ),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// Submits `command` for `route` and answers as [`accepted`] does; with an
+/// Idempotency-Key, once: the same request again answers the first job
+/// (`202`, or its end with `Prefer: wait`; `Idempotent-Replayed: true`),
+/// another request under the same key is a `422 idempotency_key_reused`.
+async fn submit(
+    state: &AppState,
+    route: &str,
+    command: crate::jobs::Command,
+    key: Option<IdempotencyKey>,
+    wait: Option<u64>,
+) -> Result<Response, ApiError> {
+    use crate::pipeline::{Once, Submitted};
+    use sha2::{Digest, Sha256};
+    let hash = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
+    let once = key.map(|k| Once {
+        record: state
+            .pipeline
+            .store
+            .keys
+            .idempotency(&k.client, &hash(&k.key)),
+        fingerprint: hash(&format!(
+            "{route}\n{}",
+            serde_json::to_string(&command).unwrap_or_default()
+        )),
+    });
+    match state.pipeline.submit_once(command, once.as_ref()).await? {
+        Submitted::New(job) => accepted(state, job, wait).await,
+        Submitted::Replay(job) => {
+            let mut resp = match wait {
+                Some(_) => accepted(state, job, wait).await?,
+                None => {
+                    let mut r = json_with(StatusCode::ACCEPTED, &job);
+                    if let Ok(v) = HeaderValue::from_str(&job.location()) {
+                        r.headers_mut().insert(header::LOCATION, v);
+                    }
+                    r
+                }
+            };
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
+        }
+    }
+}
+
 /// 202 + Location for a queued job; with `Prefer: wait`, its final state when it ends in time.
 async fn accepted(state: &AppState, job: Job, wait: Option<u64>) -> Result<Response, ApiError> {
     let mut job = job;
@@ -601,7 +698,33 @@ fn job_not_found(id: &Uuid) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::{example_path, route_template, ROUTE_TEMPLATES};
+    use super::{example_path, parse_idempotency_key, route_template, ROUTE_TEMPLATES};
+
+    #[test]
+    fn an_idempotency_key_is_a_quoted_string_or_a_bare_token() {
+        for (raw, key) in [
+            ("\"8e03978e-40d5\"", "8e03978e-40d5"),
+            ("8e03978e-40d5", "8e03978e-40d5"),
+            ("\"with spaces inside\"", "with spaces inside"),
+            ("  x  ", "x"),
+        ] {
+            assert_eq!(parse_idempotency_key(raw).unwrap(), key, "{raw}");
+        }
+        let long = "k".repeat(256);
+        for bad in [
+            "",
+            "\"\"",
+            "two words",
+            "\"a\\b\"",
+            "a\"b",
+            "é",
+            long.as_str(),
+        ] {
+            let e = parse_idempotency_key(bad).unwrap_err();
+            assert!(e.to_string().contains("1 to 255"), "{bad}: {e}");
+        }
+        assert!(parse_idempotency_key(&"k".repeat(255)).is_ok());
+    }
 
     #[test]
     fn every_route_template_is_its_own_label() {

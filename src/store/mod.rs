@@ -58,6 +58,7 @@ pub struct Keys {
     image_bytes: String,
     refresh_schedule: String,
     paused: String,
+    idempotency_prefix: String,
 }
 
 impl Keys {
@@ -80,6 +81,7 @@ impl Keys {
             jobs_index: format!("{prefix}:jobs"),
             stream: format!("{prefix}:jobs:stream"),
             paused: format!("{prefix}:jobs:paused"),
+            idempotency_prefix: format!("{prefix}:idempotency:"),
             delayed: format!("{prefix}:jobs:delayed"),
             events: format!("{prefix}:jobs:events"),
             dead_letter: format!("{prefix}:jobs:dead"),
@@ -159,6 +161,10 @@ impl Keys {
     /// The command stream (db 0).
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+    /// The record of Idempotency-Key `key_hash` of `client` (db 0).
+    pub fn idempotency(&self, client: &str, key_hash: &str) -> String {
+        format!("{}{client}:{key_hash}", self.idempotency_prefix)
     }
     /// Present while the queue is paused: who paused it and when (db 0).
     pub fn paused(&self) -> &str {

@@ -622,3 +622,106 @@ async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
     );
     drained(&redis);
 }
+
+/// `Idempotency-Key` across two api processes: a burst of the same request
+/// under one key, sent to both at once, makes one job, and every answer
+/// names it; another request under that key is a 422; the key is per API
+/// key, and forgotten after `http.idempotency_ttl_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_makes_one_job_across_two_api_processes() {
+    use gene_api::auth::{generate, Scope};
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, a_line) = generate("alice", Scope::Write).unwrap();
+    let (bob, b_line) = generate("bob", Scope::Write).unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("{a_line}\n{b_line}\n")).unwrap();
+    let settings = with(&[
+        ("GENE_API__AUTH__KEYS_FILE", keys.display().to_string()),
+        ("GENE_API__HTTP__IDEMPOTENCY_TTL_SECS", "3".into()),
+    ]);
+    let apis = [
+        Proc::start("api", &redis, &env(&settings)),
+        Proc::start("api", &redis, &env(&settings)),
+    ];
+    let _worker = Proc::start("worker", &redis, &env(&settings));
+    let r = client()
+        .post(apis[0].url("/data"))
+        .bearer_auth(&alice)
+        .header("prefer", "wait=20")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let post = |api: usize, key: &'static str, token: &str, kind: &str| {
+        client()
+            .post(apis[api].url("/image"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&json!({"kind": kind, "width": 300, "height": 200}))
+            .send()
+    };
+    // 20 at once, half to each api process.
+    let burst = (0..20).map(|i| post(i % 2, "\"burst-1\"", &alice, "chromosome"));
+    let answers = futures_util::future::join_all(burst).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut replayed = 0;
+    for r in answers {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 202);
+        replayed += r.headers().contains_key("idempotent-replayed") as usize;
+        let job: Value = r.json().await.unwrap();
+        ids.insert(job["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "one job for the burst: {ids:?}");
+    assert_eq!(replayed, 19, "every answer but the first is a replay");
+    let id = ids.into_iter().next().unwrap();
+    let plots: Vec<Value> = send(
+        client()
+            .get(apis[1].url("/jobs?kind=plot"))
+            .bearer_auth(&alice),
+    )
+    .await
+    .1
+    .as_array()
+    .unwrap()
+    .clone();
+    assert_eq!(plots.len(), 1, "{plots:?}");
+    let done = wait_all_finished(&redis, std::slice::from_ref(&id), T);
+    assert_eq!(done[&id]["attempts"], 1);
+
+    // The same key with another request, on either process: 422, nothing queued.
+    for api in 0..2 {
+        let r = post(api, "burst-1", &alice, "locus_group").await.unwrap();
+        assert_eq!(r.status(), 422);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "idempotency_key_reused", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(&id), "{body}");
+    }
+    // The same request again once the job is done: still that job, 202.
+    let r = post(1, "burst-1", &alice, "chromosome").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(
+        (again["id"].as_str(), again["status"].as_str()),
+        (Some(id.as_str()), Some("done"))
+    );
+    // Keys are per API key: bob's "burst-1" is his own.
+    let r = post(0, "burst-1", &bob, "chromosome").await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(!r.headers().contains_key("idempotent-replayed"));
+    let bobs: Value = r.json().await.unwrap();
+    assert_ne!(bobs["id"].as_str(), Some(id.as_str()));
+    // A malformed key is refused before anything is queued.
+    let r = post(0, "\"two\"words\"", &alice, "chromosome")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // After the TTL (3 s), the key is forgotten: a new job.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let r = post(0, "burst-1", &alice, "locus_group").await.unwrap();
+    assert_eq!(r.status(), 202, "the key has expired");
+    let later: Value = r.json().await.unwrap();
+    assert_ne!(later["id"].as_str(), Some(id.as_str()));
+}
