@@ -55,37 +55,21 @@ where
     // one without (the point reads of scripts stay as they were).
     let cors: BoxedFilter<(Response,)> = match origins {
         CorsOrigins::Off => api.clone().boxed(),
-        CorsOrigins::AnyReads => reads_only()
-            .and(api.clone())
-            .recover(recover)
-            .unify()
-            .with(
-                warp::cors()
-                    .allow_any_origin()
-                    .allow_methods([Method::GET, Method::HEAD])
-                    // No `authorization`: a page of any origin reads without a key.
-                    .allow_headers(["last-event-id", "prefer"])
-                    .expose_headers(EXPOSE_HEADERS)
-                    .max_age(MAX_AGE),
-            )
-            .map(vary_on_origin)
-            .recover(refused)
-            .unify()
-            .boxed(),
-        CorsOrigins::Listed(list) => api
-            .clone()
-            .with(
-                warp::cors()
-                    .allow_origins(list.iter().map(String::as_str))
-                    .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
-                    .allow_headers(ALLOW_HEADERS)
-                    .expose_headers(EXPOSE_HEADERS)
-                    .max_age(MAX_AGE),
-            )
-            .map(vary_on_origin)
-            .recover(refused)
-            .unify()
-            .boxed(),
+        CorsOrigins::AnyReads => answered(
+            reads_only().and(api.clone()).recover(recover).unify(),
+            warp::cors()
+                .allow_any_origin()
+                .allow_methods([Method::GET, Method::HEAD])
+                // No `authorization`: a page of any origin reads without a key.
+                .allow_headers(["last-event-id", "prefer"]),
+        ),
+        CorsOrigins::Listed(list) => answered(
+            api.clone(),
+            warp::cors()
+                .allow_origins(list.iter().map(String::as_str))
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
+                .allow_headers(ALLOW_HEADERS),
+        ),
     };
     let with_origin = own_origin().and(api.clone()).or(cors).unify().boxed();
     // (Every branch answers; the recover only gives the boxed ones'
@@ -96,6 +80,20 @@ where
         .unify()
         .recover(recover)
         .unify()
+}
+
+/// `inner` behind warp's CORS filter `cors` (what every mode exposes and
+/// how long a preflight holds added): refusals are JSON 403s.
+fn answered<F>(inner: F, cors: warp::cors::Builder) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    inner
+        .with(cors.expose_headers(EXPOSE_HEADERS).max_age(MAX_AGE))
+        .map(vary_on_origin)
+        .recover(refused)
+        .unify()
+        .boxed()
 }
 
 /// `Vary: Origin`: the answer names the origin it was for (warp echoes it,

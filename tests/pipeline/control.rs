@@ -477,6 +477,12 @@ async fn the_events_stream_carries_every_process_s_changes_and_resumes_with_last
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "job_not_found");
 }
 
+/// `gene_api_queue_paused` as the api's `/metrics` says it.
+async fn queue_paused(api: &Proc) -> Option<f64> {
+    let r = client().get(api.url("/metrics")).send().await.unwrap();
+    crate::helpers::metric_sample(&r.text().await.unwrap(), "gene_api_queue_paused")
+}
+
 /// `POST /jobs/pause`: a running job finishes, new ones queue up and wait
 /// (none starts, on either worker), the state and the metric say paused;
 /// `POST /jobs/resume` runs them. Two workers and the api, real processes.
@@ -579,18 +585,7 @@ async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
     assert_eq!(stats["queue"]["paused"], true, "{stats}");
     assert_eq!(stats["queue"]["since"], since.as_str(), "{stats}");
     assert_eq!(stats["jobs"]["queued"], 3, "{stats}");
-    let page = client()
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        crate::helpers::metric_sample(&page, "gene_api_queue_paused"),
-        Some(1.0)
-    );
+    assert_eq!(queue_paused(&api).await, Some(1.0));
 
     let (status, resumed) = send(client().post(api.url("/jobs/resume"))).await;
     assert_eq!(
@@ -608,18 +603,7 @@ async fn a_paused_queue_finishes_what_runs_takes_nothing_new_and_resumes() {
         stats["queue"],
         json!({"paused": false, "since": null, "by": null})
     );
-    let page = client()
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        crate::helpers::metric_sample(&page, "gene_api_queue_paused"),
-        Some(0.0)
-    );
+    assert_eq!(queue_paused(&api).await, Some(0.0));
     drained(&redis);
 }
 
