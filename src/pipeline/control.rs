@@ -424,8 +424,9 @@ impl Pipeline {
         Ok(QueueState::default())
     }
 
-    /// Whether the queue is paused (one EXISTS: what workers ask before
-    /// they read, and again when a read returns entries).
+    /// Whether the queue is paused (one EXISTS): what the reclaimer asks
+    /// before it claims. Workers ask on their own connection instead (see
+    /// `Worker::paused`).
     pub async fn is_paused(&self) -> RedisResult<bool> {
         let mut conn = self.store.data.clone();
         redis::cmd("EXISTS")
