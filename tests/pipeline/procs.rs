@@ -215,26 +215,39 @@ pub fn job_records(redis: &RedisServer) -> HashMap<String, Value> {
     job_records_at(redis.port)
 }
 
-/// Every job record in the Redis on `port`, by id.
+/// Every job record in the Redis on `port`, by id. A Redis that answers
+/// `LOADING` (a replica just promoted may still be reading the data set a
+/// full sync sent it) or refuses the connection is asked again for up to
+/// 30 s: the tests that read it have just restarted or moved the primary.
 pub fn job_records_at(port: u16) -> HashMap<String, Value> {
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("gene-api:job:*")
-        .query(&mut conn)
-        .unwrap();
-    if keys.is_empty() {
-        return HashMap::new();
+    let t = Instant::now();
+    loop {
+        match try_job_records_at(port) {
+            Ok(records) => return records,
+            Err(e) if t.elapsed() < Duration::from_secs(30) => {
+                eprintln!("job records on port {port}: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("job records on port {port}: {e}"),
+        }
     }
-    let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut conn).unwrap();
-    raws.into_iter()
+}
+
+fn try_job_records_at(port: u16) -> redis::RedisResult<HashMap<String, Value>> {
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("gene-api:job:*").query(&mut conn)?;
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut conn)?;
+    Ok(raws
+        .into_iter()
         .flatten()
         .map(|r| {
             let v: Value = serde_json::from_str(&r).unwrap();
             (v["id"].as_str().unwrap().to_string(), v)
         })
-        .collect()
+        .collect())
 }
 
 /// How many entries the group has delivered but not acknowledged, per consumer.
