@@ -75,7 +75,7 @@ k8s_die() {
 
 # The host's packages for running the cluster: scripts/lib/needs, step `k8s`.
 # kubectl: the machine's (a new machine has one) is fine for a 1.20 server in
-# the commands the README uses; a machine without one gets the 1.20 kubectl
+# the commands docs/kubernetes.md uses; a machine without one gets the 1.20 kubectl
 # built from the same tree (k8s_build).
 k8s_install_packages() {
     needs k8s || k8s_die "could not install what step 'k8s' needs (scripts/lib/needs)"
@@ -124,7 +124,8 @@ k8s_build() {
 # --- bring-up ------------------------------------------------------------------
 # State of a running cluster; k8s_cluster_down undoes exactly what is recorded.
 # (K8S_WORK, K8S_NETNS and NODE_DOCKER_SOCK are taken from the environment
-# when set: scripts/k8s-test's README phase runs in a second process.)
+# when set: scripts/k8s-test runs the steps of docs/kubernetes.md in a
+# second process.)
 K8S_PIDS=()                           # every daemon started, in start order
 K8S_NETNS=${K8S_NETNS:-}              # the network namespace, once created
 K8S_CGROUP_ROOT=""                    # the kubelet's --cgroup-root, once created

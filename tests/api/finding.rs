@@ -838,19 +838,19 @@ async fn a_failed_load_keeps_the_old_indexes_and_a_good_one_swaps_them_for_every
     assert_eq!(a["numFound"], 1);
 }
 
-/// The README's "Finding genes" examples, as a new user runs them on the
+/// The "Finding genes" examples of docs/api.md, as a new user runs them on the
 /// sample `scripts/run` loads offline: each GET answers what its comment
 /// says (404 where it says so, else 200; `numFound`, `X-Total-Count` and the
 /// row count of the TSV as written), and the lookup finds all but "nope".
 #[tokio::test]
-async fn the_readme_finding_examples_answer_on_the_shipped_sample() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme
-        .split("### Finding genes")
+async fn the_documented_finding_examples_answer_on_the_shipped_sample() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    let section = page
+        .split("## Finding genes")
         .nth(1)
         .and_then(|s| s.split("**Filters**").next())
-        .expect("the README has a Finding genes section");
+        .expect("docs/api.md has a Finding genes section");
     let app = spawn_app().await;
     assert_eq!(app.load().await["status"], "done");
     let number_after = |comment: &str, label: &str| -> Option<usize> {
@@ -882,18 +882,18 @@ async fn the_readme_finding_examples_answer_on_the_shipped_sample() {
             .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
         let body = r.text().await.unwrap();
         let want = if comment.contains("404") { 404 } else { 200 };
-        assert_eq!(status, want, "README: {line}\nanswer: {body}");
+        assert_eq!(status, want, "docs/api.md: {line}\nanswer: {body}");
         if let Some(n) = number_after(comment, "numFound") {
             let v: Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(v["numFound"], n, "README: {line}");
+            assert_eq!(v["numFound"], n, "docs/api.md: {line}");
         }
         if let Some(n) = number_after(comment, "X-Total-Count") {
-            assert_eq!(header_total, Some(n), "README: {line}");
+            assert_eq!(header_total, Some(n), "docs/api.md: {line}");
         }
         if let Some(n) =
             number_after(comment, "").filter(|_| comment.contains("rows and the header"))
         {
-            assert_eq!(body.lines().count(), n + 1, "README: {line}");
+            assert_eq!(body.lines().count(), n + 1, "docs/api.md: {line}");
         }
         if comment.contains("candidates") {
             let v: Value = serde_json::from_str(&body).unwrap();
@@ -904,9 +904,12 @@ async fn the_readme_finding_examples_answer_on_the_shipped_sample() {
                 .map(|c| c["symbol"].as_str().unwrap())
                 .collect();
             for symbol in named.iter() {
-                assert!(comment.contains(symbol), "README: {line}\nanswer: {body}");
+                assert!(
+                    comment.contains(symbol),
+                    "docs/api.md: {line}\nanswer: {body}"
+                );
             }
-            assert!(!named.is_empty(), "README: {line}\nanswer: {body}");
+            assert!(!named.is_empty(), "docs/api.md: {line}\nanswer: {body}");
         }
         checked += 1;
     }

@@ -18,9 +18,9 @@ use crate::helpers::{spawn_app_with, start, test_env, TestApp};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/releases");
 const OLD: &str = "2021-04-27";
 const NEW: &str = "2024-07-23";
-/// The bound the README gives: a swap reported done (or DELETE /data
-/// answered) by one process is seen by a request that starts later on any
-/// other within this.
+/// The bound docs/guarantees.md gives ("Reads from memory"): a swap reported
+/// done (or DELETE /data answered) by one process is seen by a request that
+/// starts later on any other within this.
 const FRESH_WITHIN: Duration = Duration::from_millis(50);
 
 fn docs(date: &str) -> HashMap<String, Value> {

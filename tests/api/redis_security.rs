@@ -1,6 +1,6 @@
 //! Redis 6+ ACL users and TLS: the real application against a real
 //! redis-server that takes clients over TLS only, whose `default` user is off,
-//! and whose gene-api user has the README's ACL line and nothing more.
+//! and whose gene-api user has the ACL line of docs/security.md and nothing more.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// gene-api's rights, as the README gives them after `user gene-api on >PASSWORD`:
+/// gene-api's rights, as docs/security.md gives them after `user gene-api on >PASSWORD`:
 /// keys and Pub/Sub channels under the default prefix only, and no command but
 /// those gene-api sends (scripts' commands included: Redis checks those too).
 const ACL_RULES: &str = "resetkeys ~gene-api:* resetchannels &gene-api:* -@all \
@@ -52,12 +52,12 @@ const OUTSIDER: &str = "outsider";
 const ADMIN: &str = "admin";
 
 #[test]
-fn the_readme_gives_this_acl_line() {
-    let readme = include_str!("../../README.md");
+fn the_security_page_gives_this_acl_line() {
+    let page = include_str!("../../docs/security.md");
     let line = format!("user gene-api on >PASSWORD {ACL_RULES}");
     assert!(
-        readme.contains(&line),
-        "README.md should give the ACL line the tests use:\n{line}"
+        page.contains(&line),
+        "docs/security.md should give the ACL line the tests use:\n{line}"
     );
 }
 
@@ -334,7 +334,7 @@ fn client_cert_env(pki: &Pki) -> Vec<(&'static str, String)> {
 /// sends were missing from the ACL line, Redis would refuse it and `ACL LOG`
 /// would say which (also for commands whose failure the service tolerates).
 #[tokio::test]
-async fn the_readme_acl_user_over_tls_runs_every_part_of_the_service() {
+async fn the_documented_acl_user_over_tls_runs_every_part_of_the_service() {
     let pki = Pki::new();
     let redis = SecureRedis::start(&pki, "optional");
     let mut env = secure_env(&pki, USER, PASSWORD);
