@@ -213,7 +213,7 @@ fn load_keys(settings: &Settings, mode: Mode) -> anyhow::Result<KeyRing> {
         if mode != Mode::Worker {
             tracing::warn!(
                 "NO API KEYS: anyone who reaches this port can load, delete and submit. \
-                 Set GENE_API__AUTH__KEYS_FILE (see `gene-api keygen --help` and the README's Security section)"
+                 Set GENE_API__AUTH__KEYS_FILE (see `gene-api keygen --help` and docs/security.md, API keys)"
             );
         }
         return Ok(KeyRing::default());

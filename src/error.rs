@@ -215,7 +215,7 @@ impl From<crate::genes::CatalogError> for ApiError {
 
 impl From<crate::pipeline::ControlError> for ApiError {
     /// The errors every control route answers alike; each route maps
-    /// `NotFound` and `WrongState` itself, before this.
+    /// `NotFound`, `WrongState` and `PastPointOfNoReturn` itself, before this.
     fn from(e: crate::pipeline::ControlError) -> Self {
         use crate::pipeline::ControlError;
         match e {
@@ -229,7 +229,9 @@ impl From<crate::pipeline::ControlError> for ApiError {
                 job,
             },
             ControlError::Redis(e) => e.into(),
-            ControlError::NotFound | ControlError::WrongState(_) => {
+            ControlError::NotFound
+            | ControlError::WrongState(_)
+            | ControlError::PastPointOfNoReturn { .. } => {
                 Self::Internal(format!("unmapped control error: {e}"))
             }
         }
@@ -280,7 +282,7 @@ impl From<redis::RedisError> for ApiError {
         } else if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
             // Not a bug of ours but a deployment's: say in the log what fixes it.
             Self::Internal(format!(
-                "{e} (the Redis user lacks a right gene-api needs: give it the README's ACL line)"
+                "{e} (the Redis user lacks a right gene-api needs: give it the ACL line of docs/security.md)"
             ))
         } else {
             Self::Internal(e.to_string())

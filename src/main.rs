@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// Settings come from config/default.toml, config/$APP_ENV.toml and the
 /// environment: REDIS_IP (required), REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
 /// REDIS_TLS, REDIS_CA_FILE, REDIS_CLIENT_CERT_FILE, REDIS_CLIENT_KEY_FILE and
-/// GENE_API__<SECTION>__<KEY> (e.g. GENE_API__HTTP__PORT=5000). See README.md.
+/// GENE_API__<SECTION>__<KEY> (e.g. GENE_API__HTTP__PORT=5000). See docs/operating.md (Configuration).
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {

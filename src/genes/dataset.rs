@@ -175,22 +175,20 @@ pub async fn generation(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64>
     Ok(g.unwrap_or(0))
 }
 
-/// Stages `set` (its records into the shared hash, its parts under the
-/// job's staging names), then swaps it in as the live release, keeping
-/// `keep` releases. The caller holds the [`DataLock`] and read `generation`
-/// before it fetched anything.
-#[allow(clippy::too_many_arguments)]
-pub async fn store_and_swap(
+/// The parts a load stages under its job's staging names before the swap.
+const STAGED_PARTS: [&str; 6] = ["meta", "ids", "digests", "stats", "withdrawn", "index"];
+
+/// Stages `set`: its records into the shared hash, its parts (and the index
+/// `index` builds) under the job's staging names. Nothing is visible to
+/// readers until [`swap`]; a load that stops here calls [`discard_staged`].
+pub async fn stage(
     store: &Store,
-    lock: &DataLock,
-    generation: u64,
     set: &DataSet,
     withdrawn: &[u8],
     info: &ReleaseInfo,
     index: impl std::future::Future<Output = Result<Vec<u8>, LoadError>>,
-    keep: usize,
     on_stored: impl Fn(u64),
-) -> Result<Swapped, LoadError> {
+) -> Result<(), LoadError> {
     let keys = &store.keys;
     let conn = &mut store.data.clone();
     let staging = keys.staging(&info.job_id);
@@ -249,6 +247,36 @@ pub async fn store_and_swap(
         .arg(ttl)
         .query_async::<()>(w.conn)
         .await?;
+    Ok(())
+}
+
+/// Removes what [`stage`] wrote under the job's staging names. The records
+/// it added to the shared hash go with the [`collect_garbage`] that follows
+/// (under the same [`DataLock`]).
+pub async fn discard_staged(store: &Store, job_id: &str) -> redis::RedisResult<()> {
+    let staging = store.keys.staging(job_id);
+    let parts: Vec<String> = STAGED_PARTS
+        .iter()
+        .map(|p| format!("{staging}{p}"))
+        .collect();
+    redis::cmd("DEL")
+        .arg(&parts)
+        .query_async(&mut store.data.clone())
+        .await
+}
+
+/// Swaps the release [`stage`] staged in as the live one, keeping `keep`
+/// releases. The caller holds the [`DataLock`] and read `generation`
+/// before it fetched anything.
+pub async fn swap(
+    store: &Store,
+    lock: &DataLock,
+    generation: u64,
+    info: &ReleaseInfo,
+    keep: usize,
+) -> Result<Swapped, LoadError> {
+    let keys = &store.keys;
+    let staging = keys.staging(&info.job_id);
     if !lock.held() {
         return Err(LoadError::Invalid(
             "the data lock lapsed while this load was staging (Redis unreachable for 30 s?)".into(),

@@ -28,9 +28,9 @@ use std::str::FromStr;
 
 pub use catalog::{Catalog, CatalogError, Chosen, Pick, RecordsError, Release};
 pub use dataset::{
-    collect_garbage, current_part, current_part_plain, current_release, delete_all, generation,
-    kept_infos, records_checked, release_info, release_part, store_and_swap, stream_records,
-    summary, Check, Checked, DataLock, Swapped,
+    collect_garbage, current_part, current_part_plain, current_release, delete_all, discard_staged,
+    generation, kept_infos, records_checked, release_info, release_part, stage, stream_records,
+    summary, swap, Check, Checked, DataLock, Swapped,
 };
 pub use index::GeneIndex;
 pub use parse::{parse_source, DataSet, Digest};

@@ -1,5 +1,10 @@
 //! The load job: fetch the configured source, parse it, swap it in as the
 //! live data set (db 0). A failed load leaves the previous data set untouched.
+//!
+//! A client may stop it (`DELETE /jobs/<id>`) between its stages: before
+//! the fetch, before parsing, before storing, and after storing right up to
+//! the swap, which is its point of no return. Stopped after storing, it
+//! removes what it staged; the live release never changed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +32,8 @@ pub async fn run(
     withdrawn: Option<&str>,
 ) -> Result<serde_json::Value, JobError> {
     let _slot = ctx.heavy_slot().await;
+    let stop = &ctx.stop;
+    stop.checkpoint().await?;
     let settings = &ctx.settings.data;
     let keys = &ctx.store.keys;
     let mut conn = ctx.store.data.clone();
@@ -47,6 +54,7 @@ pub async fn run(
     let (body, etag, last_modified) = match fetched {
         genes::Fetched::NotModified => {
             let live = live.expect("a conditional fetch only with a live release");
+            stop.commit(FINISHING_UNCHANGED).await?;
             return Ok(unchanged(&live, "the source answered 304 Not Modified"));
         }
         genes::Fetched::Body {
@@ -55,6 +63,7 @@ pub async fn run(
             last_modified,
         } => (body, etag, last_modified),
     };
+    stop.checkpoint().await?;
     let sha256 = release::sha256_hex(&body);
     // The withdrawn file is part of the release: a missing or bad one fails the load.
     let withdrawn_file = match withdrawn.map(str::trim).filter(|w| !w.is_empty()) {
@@ -78,6 +87,7 @@ pub async fn run(
         if live.sha256 == sha256
             && live.withdrawn.as_ref().map(|w| &w.sha256) == withdrawn_sha.as_ref()
         {
+            stop.commit(FINISHING_UNCHANGED).await?;
             return Ok(unchanged(live, "the same bytes as the live release"));
         }
     }
@@ -133,6 +143,7 @@ pub async fn run(
         .await
         .map_err(|e| JobError::permanent(format!("parsing the source crashed: {e}")))??;
     let records = set.records.len();
+    stop.checkpoint().await?;
     let loaded_at = crate::jobs::now();
     let (as_of, as_of_from) = release::as_of(
         source,
@@ -164,6 +175,9 @@ pub async fn run(
     .await?;
     // Whatever happens under the lock, it is given back (a load that died
     // instead would leave it to lapse after 30 s).
+    // No safe point after the wait for the lock: staging is quick next to
+    // the fetch and the parse, and the commit right after it stops a load
+    // that was asked to stop meanwhile, staged parts and all.
     let outcome = async {
         // Another load may have swapped in these very files while this one
         // waited for the lock (two scheduled ticks close together): check again.
@@ -171,6 +185,7 @@ pub async fn run(
             if now.sha256 == info.sha256
                 && now.withdrawn.as_ref().map(|w| &w.sha256) == withdrawn_sha.as_ref()
             {
+                stop.commit(FINISHING_UNCHANGED).await?;
                 return Ok(unchanged(&now, "the same bytes as the live release"));
             }
         }
@@ -180,22 +195,27 @@ pub async fn run(
             .as_ref()
             .map(|(_, b, _, _)| b.clone())
             .unwrap_or_default();
-        let swapped = genes::store_and_swap(
-            &ctx.store,
-            &lock,
-            generation,
-            &set,
-            &withdrawn_bytes,
-            &info,
-            index,
-            settings.keep_releases,
-            |stored| {
-                progress.report(json!({
-                    "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
-                }));
-            },
-        )
+        genes::stage(&ctx.store, &set, &withdrawn_bytes, &info, index, |stored| {
+            progress.report(json!({
+                "stage": "storing", "bytes": bytes, "records": records, "stored": stored,
+            }));
+        })
         .await?;
+        if let Err(e) = stop.commit("the new release is being swapped in").await {
+            // Stopped (or Redis failed) with everything staged: nothing of it
+            // stays behind. The staged parts would expire and the records
+            // go with the next load's sweep; this is just sooner.
+            if e.cancelled.is_some() {
+                tracing::info!("stopped before the swap: removing what this load staged");
+            }
+            if let Err(r) = genes::discard_staged(&ctx.store, &info.job_id).await {
+                tracing::warn!(error = %r, "could not remove the staged parts; they expire");
+            }
+            genes::collect_garbage(&mut conn, keys).await?;
+            return Err(e);
+        }
+        let swapped = genes::swap(&ctx.store, &lock, generation, &info, settings.keep_releases)
+            .await?;
         // Unused records go now, while the lock keeps other loads from staging.
         let removed = genes::collect_garbage(&mut conn, keys).await?;
         Ok::<_, JobError>(json!({
@@ -217,6 +237,11 @@ pub async fn run(
     lock.release().await;
     outcome
 }
+
+/// The point of no return of a load that found nothing new (it changes
+/// nothing, so there is nothing left to stop).
+const FINISHING_UNCHANGED: &str =
+    "the load found the source unchanged and is finishing without changing anything";
 
 /// The result of a load that found nothing new: nothing was swapped.
 fn unchanged(live: &genes::ReleaseInfo, why: &str) -> serde_json::Value {

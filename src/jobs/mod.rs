@@ -9,6 +9,7 @@
 pub mod load;
 pub mod plot;
 mod record;
+mod stop;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub use record::{
     all_indexed, get, list, now, parse_record, rfc3339, Cursor, Job, JobFilter, JobKind, JobStatus,
     Page, UNFINISHED_TTL_SECS,
 };
+pub use stop::Stop;
 
 use crate::config::Settings;
 use crate::genes;
@@ -98,6 +100,8 @@ pub struct JobContext {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub progress: Progress,
+    /// Where the job asks whether a client wants it stopped.
+    pub stop: Stop,
     pub renders: Arc<RenderCache>,
     /// Slots for heavy work (a load, a render): `workers.concurrency` per
     /// process, however many entries the consumers hold.
@@ -147,6 +151,8 @@ impl Progress {
 pub struct JobError {
     pub message: String,
     pub transient: bool,
+    /// Stopped at a safe point because a client asked to, at this time.
+    pub cancelled: Option<String>,
 }
 
 impl JobError {
@@ -154,6 +160,7 @@ impl JobError {
         Self {
             message: message.into(),
             transient: false,
+            cancelled: None,
         }
     }
 
@@ -161,6 +168,16 @@ impl JobError {
         Self {
             message: message.into(),
             transient: true,
+            cancelled: None,
+        }
+    }
+
+    /// The job stopped at a safe point: a client asked at `asked_at`.
+    pub fn cancelled(asked_at: String) -> Self {
+        Self {
+            message: "cancelled at a safe point, as a client asked".into(),
+            transient: false,
+            cancelled: Some(asked_at),
         }
     }
 }
@@ -170,6 +187,7 @@ impl From<RedisError> for JobError {
         Self {
             transient: redis_is_transient(&e),
             message: format!("Redis error: {e}"),
+            cancelled: None,
         }
     }
 }
@@ -179,6 +197,7 @@ impl From<genes::LoadError> for JobError {
         Self {
             transient: e.is_transient(),
             message: e.to_string(),
+            cancelled: None,
         }
     }
 }

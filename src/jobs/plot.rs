@@ -2,6 +2,9 @@
 //! and store it in db 1 under the job's id. A chart this process has drawn
 //! before from the same statistics, kind and size is copied from its render
 //! cache instead (see `src/plot/cache.rs`).
+//!
+//! A client may stop it (`DELETE /jobs/<id>`) before it renders and up to
+//! storing the image, its point of no return.
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -31,12 +34,15 @@ pub async fn run(
         Some(png) => png,
         None => {
             let _slot = ctx.heavy_slot().await;
+            // Waiting for a slot may have taken a while.
+            ctx.stop.checkpoint().await?;
             let png = render(stats, kind, size).await?;
             ctx.renders.insert(key, png.clone());
             png
         }
     };
     let bytes = png.len();
+    ctx.stop.commit("the image is being stored").await?;
     let evicted = images::store(
         &mut ctx.store.images.clone(),
         keys,

@@ -45,8 +45,10 @@ impl std::str::FromStr for JobKind {
 
 /// Where a job is. `queued` -> `running` -> `done` | `failed`; a transient
 /// failure goes `running` -> `retrying` -> `running` (up to `max_attempts`
-/// runs); `queued` and `retrying` jobs can be `cancelled`; `failed` and
-/// `cancelled` ones can be queued again (POST /jobs/<id>/retry).
+/// runs); `queued` and `retrying` jobs can be `cancelled`, and `running`
+/// ones end `cancelled` at their next safe point when asked before their
+/// point of no return; `failed` and `cancelled` ones can be queued again
+/// (POST /jobs/<id>/retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -147,6 +149,11 @@ pub struct Job {
     /// What it produced (load: counts; plot: the image's path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+    /// When a client asked the running job to stop (`DELETE /jobs/<id>`):
+    /// it ends `cancelled` at its next safe point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub cancel_requested_at: Option<String>,
 }
 
 /// Now as RFC 3339 with milliseconds, UTC.
@@ -179,6 +186,7 @@ impl Job {
             error: None,
             progress: None,
             result: None,
+            cancel_requested_at: None,
         }
     }
 
@@ -216,6 +224,17 @@ impl Job {
         self.next_attempt_at = None;
         self.progress = None;
         self.error = Some(error.into());
+    }
+
+    /// Stopped at a safe point (or unrun) after a client asked at `asked_at`.
+    pub fn mark_cancelled(&mut self, asked_at: String) {
+        let t = now();
+        self.status = JobStatus::Cancelled;
+        self.finished_at = Some(t.clone());
+        self.updated_at = t;
+        self.next_attempt_at = None;
+        self.progress = None;
+        self.cancel_requested_at = Some(asked_at);
     }
 
     /// A transient failure with runs left: the next one is due at `next`.

@@ -13,6 +13,7 @@ const ANNOUNCE: &str = include_str!("announce.lua");
 const EMIT: &str = include_str!("emit.lua");
 const RESET_JOB: &str = include_str!("reset_job.lua");
 const BACKLOG: &str = include_str!("backlog.lua");
+const STOP_STATE: &str = include_str!("stop_state.lua");
 /// `submit_job(K, A)`, with the keys and arguments the scripts below pass it.
 const SUBMIT: &str = include_str!("submit_job.lua");
 
@@ -30,8 +31,12 @@ fn after(head: &str, body: &str) -> Script {
 
 /// Stores and announces a job record (optionally XACKs and schedules a
 /// retry) while the consumer owns the entry.
-pub static STORE_IF_OWNER: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("store_if_owner.lua")));
+pub static STORE_IF_OWNER: LazyLock<Script> = LazyLock::new(|| {
+    with(
+        &[EMIT, STOP_STATE, OWNER_CHECK],
+        include_str!("store_if_owner.lua"),
+    )
+});
 /// Records, indexes, queues and announces a new job, unless the queue is full.
 pub static SUBMIT_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], "return submit_job(KEYS, ARGV)"));
@@ -43,11 +48,18 @@ pub static SUBMIT_ONCE: LazyLock<Script> =
 pub static SCHEDULE_TICK: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, BACKLOG, SUBMIT], include_str!("schedule_tick.lua")));
 /// Turns a job `running` for the consumer that owns its entry.
-pub static START_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT, OWNER_CHECK], include_str!("start_job.lua")));
-/// Cancels a `queued` or `retrying` job.
+pub static START_JOB: LazyLock<Script> = LazyLock::new(|| {
+    with(
+        &[EMIT, STOP_STATE, OWNER_CHECK],
+        include_str!("start_job.lua"),
+    )
+});
+/// Cancels a `queued` or `retrying` job; asks a `running` one to stop.
 pub static CANCEL_JOB: LazyLock<Script> =
-    LazyLock::new(|| with(&[EMIT], include_str!("cancel_job.lua")));
+    LazyLock::new(|| with(&[EMIT, STOP_STATE], include_str!("cancel_job.lua")));
+/// A running job's safe point or point of no return.
+pub static JOB_COMMIT: LazyLock<Script> =
+    LazyLock::new(|| after(STOP_STATE, include_str!("job_commit.lua")));
 /// Queues a `failed` or `cancelled` job again.
 pub static RETRY_JOB: LazyLock<Script> =
     LazyLock::new(|| with(&[EMIT, RESET_JOB, BACKLOG], include_str!("retry_job.lua")));

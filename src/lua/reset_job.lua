@@ -6,7 +6,8 @@ local function reset_job(job, now)
   job['attempts'] = 0
   job['retries'] = (tonumber(job['retries']) or 0) + 1
   job['updated_at'] = now
-  for _, f in ipairs({'error', 'result', 'progress', 'started_at', 'finished_at', 'next_attempt_at'}) do
+  for _, f in ipairs({'error', 'result', 'progress', 'started_at', 'finished_at', 'next_attempt_at',
+      'cancel_requested_at'}) do
     job[f] = nil
   end
 end

@@ -24,6 +24,9 @@ pub enum ControlError {
     /// The job is in a state the action does not apply to.
     #[error("the job is {}", .0.status.as_str())]
     WrongState(Box<Job>),
+    /// The running job has passed its point of no return, for `reason`.
+    #[error("the job can no longer be stopped: {reason}")]
+    PastPointOfNoReturn { job: Box<Job>, reason: String },
     /// The queue's backlog is at `limits.max_backlog`: nothing was queued.
     #[error("the job queue is full ({backlog} jobs waiting, limit {max})")]
     Busy { backlog: u64, max: u64 },
@@ -37,6 +40,17 @@ pub enum ControlError {
     },
     #[error(transparent)]
     Redis(#[from] RedisError),
+}
+
+/// What `DELETE /jobs/<id>` did.
+#[derive(Debug)]
+pub enum Cancel {
+    /// The job was `queued` or `retrying`: it is `cancelled` and never runs
+    /// (or it was `cancelled` already).
+    Cancelled(Job),
+    /// The job is `running`: it was asked to stop, and ends `cancelled` at
+    /// its next safe point.
+    Requested(Job),
 }
 
 /// `Err(NotReplicated)` unless `d` says the replicas have the change.
@@ -166,33 +180,49 @@ impl Pipeline {
         }
     }
 
-    /// Cancels a `queued` or `retrying` job. Cancelling a cancelled job again
+    /// Cancels a `queued` or `retrying` job, or asks a `running` one to
+    /// stop at its next safe point (see `src/jobs/stop.rs`). Asking again
     /// answers the job as it is (idempotent).
-    pub async fn cancel(&self, id: &Uuid) -> Result<Job, ControlError> {
+    pub async fn cancel(&self, id: &Uuid) -> Result<Cancel, ControlError> {
         let keys = &self.store.keys;
         let mut cancel = lua::CANCEL_JOB.prepare_invoke();
         cancel
             .key(keys.job(id))
             .key(keys.delayed())
             .key(keys.events())
+            .key(keys.job_stop(id))
             .arg(jobs::now())
             .arg(self.settings.pipeline.job_ttl.as_secs())
-            .arg(self.settings.pipeline.events_max_len);
-        let (reply, durability): (Value, _) = self
+            .arg(self.settings.pipeline.events_max_len)
+            .arg(jobs::UNFINISHED_TTL_SECS);
+        let (reply, durability): (Vec<String>, _) = self
             .store
             .invoke_acknowledged(&lua::CANCEL_JOB, &cancel)
             .await?;
-        match tagged(reply)? {
-            (_, None) => Err(ControlError::NotFound),
-            (tag, Some(job)) if tag == "cancelled_now" || job.status == JobStatus::Cancelled => {
+        let mut parts = reply.into_iter();
+        let tag = parts.next().unwrap_or_default();
+        let Some(job) = parts.next().as_deref().and_then(jobs::parse_record) else {
+            return Err(ControlError::NotFound);
+        };
+        match tag.as_str() {
+            "committed" => Err(ControlError::PastPointOfNoReturn {
+                job: Box::new(job),
+                reason: parts.next().unwrap_or_default(),
+            }),
+            "requested" => {
+                tracing::info!(job_id = %id, "a running job was asked to stop");
+                replicated(durability, Some(&job))?;
+                Ok(Cancel::Requested(job))
+            }
+            _ if tag == "cancelled_now" || job.status == JobStatus::Cancelled => {
                 if tag == "cancelled_now" {
                     tracing::info!(job_id = %id, "job cancelled");
                     crate::monitoring::job_finished(job.kind, JobStatus::Cancelled);
                 }
                 replicated(durability, Some(&job))?;
-                Ok(job)
+                Ok(Cancel::Cancelled(job))
             }
-            (_, Some(job)) => Err(ControlError::WrongState(Box::new(job))),
+            _ => Err(ControlError::WrongState(Box::new(job))),
         }
     }
 

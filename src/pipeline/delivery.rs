@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::Pipeline;
-use crate::jobs::{self, Command, Job, JobError, Progress};
+use crate::jobs::{self, Command, Job, JobError, JobStatus, Progress, Stop};
 use crate::lua;
 use crate::store::Conn;
 
@@ -52,6 +52,9 @@ enum Start {
     NotOurs,
     Missing,
     Skip(Option<Job>),
+    /// A client asked to stop the job while an earlier run was under way
+    /// (a run that then died): it ended `cancelled`, unrun.
+    Cancelled(Job),
     Started(Job),
 }
 
@@ -98,6 +101,11 @@ impl Pipeline {
             let mut job = match self.start(&mut conn, consumer, &entry, &job_id).await? {
                 Start::NotOurs => return Ok(()),
                 Start::Started(job) => job,
+                Start::Cancelled(job) => {
+                    tracing::info!("asked to stop before this run: cancelled unrun");
+                    crate::monitoring::job_finished(job.kind, JobStatus::Cancelled);
+                    return self.ack(&mut conn, raw).await;
+                }
                 Start::Skip(job) => {
                     // Cancelled, finished (only the XACK was lost), or queued
                     // again under a newer entry: acknowledge it unrun.
@@ -118,13 +126,42 @@ impl Pipeline {
                 }
             };
 
+            let stop = Stop::new(
+                self.store.clone(),
+                &job_id,
+                job.retries,
+                jobs::UNFINISHED_TTL_SECS,
+            );
             let timer = crate::monitoring::RunTimer::start(job.kind);
-            let outcome = self.run_with_upkeep(consumer, raw, &mut job, &command).await;
+            let outcome = self
+                .run_with_upkeep(consumer, raw, &mut job, &command, stop.clone())
+                .await;
             drop(timer);
+            // A run that failed after a client asked to stop it ends as asked:
+            // `cancelled`, not `retrying` (its next safe point would stop it)
+            // nor `failed`.
+            let outcome = match outcome {
+                Err(e) if e.cancelled.is_none() => match stop.asked().await {
+                    Some(at) => {
+                        tracing::info!(error = %e.message, "the run failed after a cancel was asked for");
+                        Err(JobError::cancelled(at))
+                    }
+                    None => Err(e),
+                },
+                other => other,
+            };
             let finish = match outcome {
                 Ok(result) => {
                     job.mark_done(result);
                     tracing::info!(attempts = job.attempts, "job done");
+                    Finish::Ack
+                }
+                Err(JobError {
+                    cancelled: Some(asked_at),
+                    ..
+                }) => {
+                    tracing::info!("stopped at a safe point: cancelled, as a client asked");
+                    job.mark_cancelled(asked_at);
                     Finish::Ack
                 }
                 Err(e) if e.transient && job.attempts < self.max_attempts(&job) => {
@@ -179,6 +216,7 @@ impl Pipeline {
             .key(keys.stream())
             .key(keys.job(job_id))
             .key(keys.events())
+            .key(keys.job_stop(job_id))
             .arg(keys.group())
             .arg(&entry.raw.id)
             .arg(consumer)
@@ -186,6 +224,7 @@ impl Pipeline {
             .arg(jobs::UNFINISHED_TTL_SECS)
             .arg(self.settings.pipeline.events_max_len)
             .arg(&entry.retry)
+            .arg(self.settings.pipeline.job_ttl.as_secs())
             .invoke_async(conn)
             .await?;
         let (tag, record): (String, Option<String>) = match reply {
@@ -198,6 +237,7 @@ impl Pipeline {
         let job = record.as_deref().and_then(jobs::parse_record);
         Ok(match (tag.as_str(), job) {
             ("started", Some(job)) => Start::Started(job),
+            ("cancelled", Some(job)) => Start::Cancelled(job),
             ("skip", job) => Start::Skip(job),
             _ => Start::Missing,
         })
@@ -228,6 +268,7 @@ impl Pipeline {
             .key(keys.job(&job.id))
             .key(keys.events())
             .key(keys.delayed())
+            .key(keys.job_stop(&job.id))
             .arg(keys.group())
             .arg(&entry.id)
             .arg(consumer)
@@ -239,6 +280,7 @@ impl Pipeline {
             .arg(job.kind.as_str())
             .arg(job.status.as_str())
             .arg(due)
+            .arg(job.retries)
             .invoke_async(conn)
             .await?;
         if !owned {
@@ -310,10 +352,12 @@ impl Pipeline {
         entry: &StreamId,
         job: &mut Job,
         command: &Command,
+        stop: Stop,
     ) -> Result<serde_json::Value, JobError> {
         let (tx, mut progress) = watch::channel(None);
         let mut ctx = self.job_context();
         ctx.progress = Progress::new(tx);
+        ctx.stop = stop;
         let (id, cmd) = (job.id, command.clone());
         let run = tokio::spawn(async move { cmd.run(&ctx, &id).await });
         let mut run = std::pin::pin!(run);

@@ -35,14 +35,14 @@ use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
 use tokio::sync::Semaphore;
 
-pub use control::{Backlog, ControlError, DeadEntry, QueueState, Stats};
+pub use control::{Backlog, Cancel, ControlError, DeadEntry, QueueState, Stats};
 pub use reclaimer::Reclaimer;
 pub use refresh::{last_tick, rfc3339_ms, LastOutcome, LastTick, Refresh, TickOutcome, CATCH_UP};
 pub use scheduler::Scheduler;
 pub use worker::{StepOutcome, Worker};
 
 use crate::config::Settings;
-use crate::jobs::{Command, Job, JobContext, Progress};
+use crate::jobs::{Command, Job, JobContext, Progress, Stop};
 use crate::lua;
 use crate::plot::RenderCache;
 use crate::store::{Durability, Store};
@@ -329,6 +329,7 @@ impl Pipeline {
             store: self.store.clone(),
             settings: self.settings.clone(),
             progress: Progress::default(),
+            stop: Stop::default(),
             renders: self.renders.clone(),
             heavy: self.heavy.clone(),
         }

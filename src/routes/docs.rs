@@ -430,7 +430,8 @@ mod tests {
             unknown.is_empty(),
             "in the contract, but the gate does not know them (they need admin): {unknown:?}"
         );
-        // A job as GET /jobs/<id> answers it, with every field the README names.
+        // A job as GET /jobs/<id> answers it, with every field the README's job
+        // example and docs/api.md (Job states) name.
         let job = &doc["components"]["schemas"]["Job"]["properties"];
         for field in ["attempts", "max_attempts", "retries", "next_attempt_at"] {
             assert!(

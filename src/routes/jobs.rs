@@ -24,7 +24,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::events::{sse_frame, Hub};
 use crate::jobs::{self, Command, Cursor, Job, JobFilter, JobKind, JobStatus};
 use crate::limits::{Client, Limits, StreamSlot};
-use crate::pipeline::{ControlError, Pipeline, QueueState, Stats};
+use crate::pipeline::{Cancel, ControlError, Pipeline, QueueState, Stats};
 use crate::store::Store;
 
 /// `POST /jobs`, `GET /jobs`, `GET /jobs/stats`, `GET|DELETE /jobs/<id>`,
@@ -283,14 +283,16 @@ async fn get_job(raw_id: String, store: Store) -> Result<Response, ApiError> {
     Ok(json_with(StatusCode::OK, &job))
 }
 
-/// `DELETE /jobs/<id>`: cancels a `queued` or `retrying` job.
+/// `DELETE /jobs/<id>`: cancels a `queued` or `retrying` job; asks a
+/// `running` one to stop at its next safe point.
 #[utoipa::path(
     delete, path = "/jobs/{job_id}", tag = "jobs",
     params(("job_id" = uuid::Uuid, Path, description = "A job id (UUID), as `POST /jobs` answered")),
     responses((status = 200, description = "The job, `cancelled` (also when it already was)", body = Job),
+        (status = 202, description = "The job is running and was asked to stop (`cancel_requested_at`): it ends `cancelled` at its next safe point, with nothing of it left behind; follow it at `Location`", body = Job, headers(("Location" = String, description = "/jobs/<id>"))),
         (status = 400, description = "Not a job id (`bad_job_id`)", body = ErrorBody),
         (status = 404, description = "No such job (`job_not_found`)", body = ErrorBody),
-        (status = 409, description = "The job is running (`job_running`) or finished (`job_finished`); the job in `job`", body = ErrorBody),
+        (status = 409, description = "The running job is past its point of no return (`past_point_of_no_return`, the reason in `message`) or finished (`job_finished`); the job in `job`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after the Retry-After seconds", body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))))
 )]
 async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiError> {
@@ -302,10 +304,17 @@ async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiE
     }
     let id = parse_job_id(&raw_id)?;
     match pipeline.cancel(&id).await {
-        Ok(job) => Ok(json_with(StatusCode::OK, &job)),
-        Err(ControlError::WrongState(job)) if job.status == JobStatus::Running => Err(wrong_state(
-            "job_running",
-            format!("job {id} is running and cannot be cancelled; it ends on its own"),
+        Ok(Cancel::Cancelled(job)) => Ok(json_with(StatusCode::OK, &job)),
+        Ok(Cancel::Requested(job)) => {
+            let mut resp = json_with(StatusCode::ACCEPTED, &job);
+            if let Ok(v) = HeaderValue::from_str(&job.location()) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Err(ControlError::PastPointOfNoReturn { job, reason }) => Err(wrong_state(
+            "past_point_of_no_return",
+            format!("job {id} can no longer be stopped: {reason}; it ends on its own"),
             *job,
         )),
         Err(ControlError::WrongState(job)) => Err(wrong_state(

@@ -46,6 +46,7 @@ pub struct Keys {
     data_lock: String,
     staging_prefix: String,
     job_prefix: String,
+    job_stop_prefix: String,
     jobs_index: String,
     stream: String,
     delayed: String,
@@ -78,6 +79,7 @@ impl Keys {
             data_lock: format!("{prefix}:data:lock"),
             staging_prefix: format!("{prefix}:staging:"),
             job_prefix: format!("{prefix}:job:"),
+            job_stop_prefix: format!("{prefix}:job-stop:"),
             jobs_index: format!("{prefix}:jobs"),
             stream: format!("{prefix}:jobs:stream"),
             paused: format!("{prefix}:jobs:paused"),
@@ -149,6 +151,12 @@ impl Keys {
     }
     pub fn job(&self, id: &uuid::Uuid) -> String {
         format!("{}{id}", self.job_prefix)
+    }
+    /// Whether a client asked running job `id` to stop, or why it can no
+    /// longer be stopped (see `src/jobs/stop.rs`). Outside the records'
+    /// prefix: it is not a record.
+    pub fn job_stop(&self, id: &uuid::Uuid) -> String {
+        format!("{}{id}", self.job_stop_prefix)
     }
     /// Prefix of the job record keys: `<this><job id>`.
     pub fn job_prefix(&self) -> &str {
@@ -506,7 +514,7 @@ impl RedisFix {
         match self {
             Self::Credentials => "check REDIS_USERNAME and REDIS_PASSWORD, and that the ACL user is on",
             Self::Rights => {
-                "give the Redis user the ACL line of the README (\"Redis with an ACL user and TLS\")"
+                "give the Redis user the ACL line of docs/security.md (\"Redis with an ACL user and TLS\")"
             }
             Self::Reach => {
                 "check REDIS_IP, REDIS_PORT and that Redis runs; with REDIS_TLS=true also that \

@@ -138,8 +138,7 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
         (409, Some("job_finished"))
     );
 
-    // The source is fixed, but slow: the retried job shows its progress, and
-    // a running job cannot be cancelled.
+    // The source is fixed, but slow: the retried job shows its progress.
     source.set(SourceMode::Slow);
     let (status, again) = send(client().post(api.url(&format!("/jobs/{id}/retry")))).await;
     assert_eq!(status, 202, "{again}");
@@ -152,21 +151,11 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
     assert!(again.get("error").is_none());
     let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
     let mut fetched = vec![];
-    let mut refused_while_running = false;
     loop {
         let e = sse.next(T).await.expect("events until done");
         if e.event == "running" {
             if let Some(bytes) = e.data["progress"]["bytes"].as_u64() {
                 fetched.push(bytes);
-            }
-            if !refused_while_running {
-                let (status, body) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
-                assert_eq!(
-                    (status, body["error"].as_str()),
-                    (409, Some("job_running")),
-                    "{body}"
-                );
-                refused_while_running = true;
             }
         }
         if e.event == "done" {
@@ -176,7 +165,6 @@ async fn a_failing_load_retries_visibly_fails_after_max_attempts_and_retry_after
         }
         assert!(e.event == "queued" || e.event == "running", "{e:?}");
     }
-    assert!(refused_while_running);
     // The record the worker wrote when it finished still counts the round.
     let done = job(&api, &id).await;
     assert_eq!(
@@ -271,8 +259,9 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
 
     // Cancel racing the workers: 60 clients at once each submit a large plot
     // and cancel it straight away, while the workers take the jobs. Each
-    // cancel either wins (the job never runs) or is refused because a worker
-    // has it (or has finished it); never both.
+    // cancel either wins before the job runs (200), stops it running (202:
+    // it ends `cancelled` with no image), or is refused because the job has
+    // passed its point of no return or finished (409: it ends `done`).
     let big = json!({"kind": "plot", "plot": "chromosome", "width": 1500, "height": 1500});
     let api = &api;
     let answers = futures_util::future::join_all((0..60).map(|_| {
@@ -298,7 +287,18 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
                 );
                 *tally.entry("cancelled".into()).or_default() += 1;
             }
-            (409, Some(code @ ("job_running" | "job_finished"))) => {
+            (202, None) => {
+                assert_eq!(body["status"], "running", "{body}");
+                assert_eq!(
+                    (rec["status"].as_str(), rec["attempts"].as_u64()),
+                    (Some("cancelled"), Some(1)),
+                    "{rec}"
+                );
+                assert_eq!(rec["cancel_requested_at"], body["cancel_requested_at"]);
+                assert!(rec.get("result").is_none(), "{rec}");
+                *tally.entry("stopped running".into()).or_default() += 1;
+            }
+            (409, Some(code @ ("past_point_of_no_return" | "job_finished"))) => {
                 assert_eq!(rec["status"], "done", "{rec}");
                 *tally.entry(code.into()).or_default() += 1;
             }
@@ -314,6 +314,20 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
         "no cancel won the race: {tally:?}"
     );
     assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
+    // Only the jobs that ended `done` left an image.
+    let stored: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:image:*")
+        .query(&mut redis.conn(1))
+        .unwrap();
+    for (id, _, _) in &answers {
+        let has = stored.iter().any(|k| k.ends_with(id.as_str()));
+        assert_eq!(
+            has,
+            records[id]["status"] == "done",
+            "{id}: {}",
+            records[id]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,4 +722,185 @@ async fn one_idempotency_key_makes_one_job_across_two_api_processes() {
     assert_eq!(r.status(), 202, "the key has expired");
     let later: Value = r.json().await.unwrap();
     assert_ne!(later["id"].as_str(), Some(id.as_str()));
+}
+
+const RELEASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/releases");
+
+/// `POST /data` with `body`, waiting for the load to finish.
+async fn load_done(api: &Proc, body: Value) -> Value {
+    let (status, job) = send(
+        client()
+            .post(api.url("/data"))
+            .header("prefer", "wait=30")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(
+        (status, job["status"].as_str()),
+        (200, Some("done")),
+        "{job}"
+    );
+    job
+}
+
+async fn live_release(api: &Proc) -> String {
+    let (status, body) = send(client().get(api.url("/releases"))).await;
+    assert_eq!(status, 200, "{body}");
+    body["live"].as_str().unwrap().to_string()
+}
+
+fn records_stored(redis: &RedisServer) -> u64 {
+    redis::cmd("HLEN")
+        .arg("gene-api:records")
+        .query(&mut redis.conn(0))
+        .unwrap()
+}
+
+/// Follows `id`'s events until a `running` one whose progress is at `stage`.
+async fn until_stage(sse: &mut SseClient, stage: &str) {
+    loop {
+        let e = sse.next(T).await.expect("events until the stage");
+        assert!(["queued", "running"].contains(&e.event.as_str()), "{e:?}");
+        if e.event == "running" && e.data["progress"]["stage"] == stage {
+            return;
+        }
+    }
+}
+
+/// `DELETE /jobs/<id>` of a running job: 202, the job still `running`,
+/// naming when it was asked; returns that time.
+async fn ask_to_stop(api: &Proc, id: &str) -> String {
+    let r = client()
+        .delete(api.url(&format!("/jobs/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("running")),
+        "{body}"
+    );
+    assert_eq!(location, Some(format!("/jobs/{id}")));
+    body["cancel_requested_at"]
+        .as_str()
+        .expect("the answer says when it was asked")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_load_asked_to_stop_ends_cancelled_and_leaves_nothing_behind() {
+    let redis = RedisServer::start();
+    let newer = std::fs::read(format!("{RELEASES}/hgnc_complete_set_2024-07-23.json")).unwrap();
+    let source = SourceServer::start(newer, SourceMode::Fast).await;
+    let settings = with(&[
+        ("GENE_API__DATA__SOURCE", source.url.clone()),
+        ("GENE_API__DATA__WITHDRAWN", String::new()),
+        (
+            "GENE_API__DATA__ARCHIVE_SOURCE",
+            format!("{RELEASES}/hgnc_complete_set_{{date}}.json"),
+        ),
+        (
+            "GENE_API__DATA__ARCHIVE_WITHDRAWN",
+            format!("{RELEASES}/withdrawn_{{date}}.txt"),
+        ),
+        // One release kept: a load's records that nothing else uses are
+        // in the hash only while it runs, or if it leaves them behind.
+        ("GENE_API__DATA__KEEP_RELEASES", "1".into()),
+    ]);
+    let api = Proc::start("api", &redis, &env(&settings));
+    let worker = Proc::start("worker", &redis, &env(&settings));
+    let old = load_done(&api, json!({"release": "2021-04-27"})).await;
+    let r1 = old["result"]["release"].as_str().unwrap().to_string();
+
+    // Asked to stop while it fetches: it stops at the next safe point, and
+    // the live release stays.
+    source.set(SourceMode::Slow);
+    let (status, job) = send(client().post(api.url("/data")).json(&json!({}))).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
+    until_stage(&mut sse, "fetching").await;
+    let asked = ask_to_stop(&api, &id).await;
+    // Asking again changes nothing.
+    assert_eq!(ask_to_stop(&api, &id).await, asked);
+    let events = sse.until_final(&id, T).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "running" && e.data["cancel_requested_at"] == asked.as_str()),
+        "followers see the request: {events:?}"
+    );
+    let end = &events.last().unwrap().data;
+    assert_eq!(
+        (end["status"].as_str(), end["attempts"].as_u64()),
+        (Some("cancelled"), Some(1)),
+        "{end}"
+    );
+    assert_eq!(end["cancel_requested_at"], asked.as_str());
+    assert!(end.get("result").is_none(), "{end}");
+    assert_eq!(live_release(&api).await, r1);
+    let (status, again) = send(client().delete(api.url(&format!("/jobs/{id}")))).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("cancelled")));
+
+    // Retried, it runs to the end: the request belonged to the earlier round.
+    source.set(SourceMode::Fast);
+    let (status, _) = send(client().post(api.url(&format!("/jobs/{id}/retry")))).await;
+    assert_eq!(status, 202);
+    let records = wait_all_finished(&redis, std::slice::from_ref(&id), T);
+    let done = &records[&id];
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(done.get("cancel_requested_at").is_none(), "{done}");
+    let r2 = done["result"]["release"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    assert_eq!(live_release(&api).await, r2);
+
+    // Asked to stop while it waits for another load to finish: it stages
+    // its release once it may, stops at the swap, and removes what it staged.
+    let before = records_stored(&redis);
+    let _: () = redis::cmd("SET")
+        .arg("gene-api:data:lock")
+        .arg("another load")
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut redis.conn(0))
+        .unwrap();
+    let (status, job) = send(
+        client()
+            .post(api.url("/data"))
+            .json(&json!({"release": "2021-04-27"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let mut sse = SseClient::connect(&api.url(&format!("/jobs/{id}/events")), None).await;
+    until_stage(&mut sse, "waiting").await;
+    ask_to_stop(&api, &id).await;
+    let _: () = redis::cmd("DEL")
+        .arg("gene-api:data:lock")
+        .query(&mut redis.conn(0))
+        .unwrap();
+    let events = sse.until_final(&id, T).await;
+    assert_eq!(events.last().unwrap().event, "cancelled", "{events:?}");
+    assert_eq!(
+        worker.log_count("stopped before the swap: removing what this load staged"),
+        1,
+        "it got as far as the swap"
+    );
+    let staged: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:staging:*")
+        .query(&mut redis.conn(0))
+        .unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    assert_eq!(
+        records_stored(&redis),
+        before,
+        "the 2021 records went again"
+    );
+    assert_eq!(live_release(&api).await, r2);
 }

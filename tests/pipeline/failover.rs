@@ -668,3 +668,101 @@ async fn without_a_sentinel_to_ask_a_process_is_not_ready_and_says_why() {
         503
     );
 }
+
+/// A job past its point of no return is not stopped: a load whose swap is
+/// in, and which is waiting for the replicas (frozen here) to confirm it,
+/// refuses a cancel with 409 and the reason, then ends on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_past_its_point_of_no_return_refuses_a_cancel_and_says_why() {
+    const RELEASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/releases");
+    let ha = Ha::start(false);
+    let mut env = ha.env(1);
+    // A longer wait for the replicas (the window the cancel arrives in),
+    // still inside the 2 s reply deadline of the tests' settings.
+    env.insert("GENE_API__REDIS__WAIT_TIMEOUT_MS".into(), "1500".into());
+    env.insert(
+        "GENE_API__DATA__ARCHIVE_SOURCE".into(),
+        format!("{RELEASES}/hgnc_complete_set_{{date}}.json"),
+    );
+    env.insert(
+        "GENE_API__DATA__ARCHIVE_WITHDRAWN".into(),
+        format!("{RELEASES}/withdrawn_{{date}}.txt"),
+    );
+    let api = Proc::start_env("api", &env);
+    let _worker = Proc::start_env("worker", &env);
+    load(&api).await;
+    let primary = ha.nodes[0].port;
+    let stop_keys = |c: &mut redis::Connection| -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("gene-api:job-stop:*")
+            .query(c)
+            .unwrap()
+    };
+    let mut c = conn(primary);
+    let earlier = stop_keys(&mut c);
+    for r in &ha.nodes[1..] {
+        r.signal("-STOP");
+    }
+    // Queued on the primary (the answer is a 503 not_replicated, as the
+    // replicas cannot confirm it; the job runs all the same).
+    let submit = tokio::spawn({
+        let url = api.url("/data");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({"release": "2021-04-27"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let mut id = String::new();
+    wait_until(
+        "the load passes its point of no return",
+        Duration::from_secs(20),
+        || {
+            stop_keys(&mut c)
+                .into_iter()
+                .filter(|k| !earlier.contains(k))
+                .any(|k| {
+                    let v: Option<String> = redis::cmd("GET").arg(&k).query(&mut c).unwrap();
+                    let committed = v.is_some_and(|v| v.starts_with("committed "));
+                    if committed {
+                        id = k.trim_start_matches("gene-api:job-stop:").to_string();
+                    }
+                    committed
+                })
+        },
+    );
+    let r = reqwest::Client::new()
+        .delete(api.url(&format!("/jobs/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("past_point_of_no_return")),
+        "{body}"
+    );
+    // Running (its swap waiting for the replicas), or `retrying` if the
+    // wait has timed out already: past the point either way.
+    let state = body["job"]["status"].as_str().unwrap();
+    assert!(["running", "retrying"].contains(&state), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("the new release is being swapped in"),
+        "{message}"
+    );
+    for r in &ha.nodes[1..] {
+        r.signal("-CONT");
+    }
+    assert_eq!(submit.await.unwrap(), 503);
+    // Not stopped: it ends `done` (its swap stayed in; a later run finds it live).
+    let records = wait_all_finished_at(primary, std::slice::from_ref(&id), Duration::from_secs(40));
+    assert_eq!(records[&id]["status"], "done", "{}", records[&id]);
+    assert!(records[&id].get("cancel_requested_at").is_none());
+}
