@@ -17,7 +17,10 @@ processes) on a real Redis, checked from outside by real tools.
   5. cors       scripts/live/cors_check.py: a page of a listed origin reads,
                 plots with a key, follows events, shows the PNG; one of an
                 origin not listed is refused by the browser.
-  6. dashboard  scripts/live/dashboard_check.py in headless Chromium (last: it
+  6. hgnc       scripts/live/hgnc_client_check.py: bioservices' HGNC client
+                (PyPI, unmodified) through gene-api as its HTTP proxy; each
+                answer equals the loaded fixture's records.
+  7. dashboard  scripts/live/dashboard_check.py in headless Chromium (last: it
                 stops the api to see the page say so).
 
 Usage: run.py --bin target/debug/gene-api [--screenshot docs/dashboard.png]
@@ -387,6 +390,18 @@ def check_cors(stack, venv_bin):
         raise Failed(f"the CORS check failed (exit {r.returncode})")
 
 
+def check_hgnc_client(stack, venv_bin):
+    step("hgnc: a real HGNC REST client (bioservices) through gene-api as its proxy")
+    stack.load()
+    argv = [os.path.join(venv_bin, "python"), os.path.join(ROOT, "scripts", "live", "hgnc_client_check.py"),
+            "--base", stack.api, "--sample", SAMPLE]
+    # bioservices writes its settings under the home directory: a temporary one.
+    env = dict(os.environ, HOME=stack.work, XDG_CONFIG_HOME=stack.work, XDG_CACHE_HOME=stack.work)
+    r = subprocess.run(argv, env=env)
+    if r.returncode != 0:
+        raise Failed(f"the HGNC client check failed (exit {r.returncode})")
+
+
 def check_dashboard(stack, venv_bin, screenshot):
     step("dashboard: headless Chromium drives GET /")
     stack.load()
@@ -418,6 +433,7 @@ def main():
         check_events(stack, spec)
         check_fuzz(stack, args.venv_bin, args.examples)
         check_cors(stack, args.venv_bin)
+        check_hgnc_client(stack, args.venv_bin)
         check_dashboard(stack, args.venv_bin, args.screenshot)
     except (Failed, Exception) as e:
         print(f"\n!!! LIVE TEST FAILED: {e}\n    logs: {work}", file=sys.stderr)

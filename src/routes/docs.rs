@@ -45,6 +45,8 @@ use crate::error::ApiError;
         super::events::events,
         super::image::get_latest_image, super::image::post_image, super::image::delete_images,
         super::image::get_image, super::image::delete_image,
+        super::hgnc::info, super::hgnc::fetch, super::hgnc::search_all,
+        super::hgnc::search_in_field,
     ),
     tags(
         (name = "data", description = "The data set: load it (also on a schedule), read it whole, remove it"),
@@ -52,6 +54,7 @@ use crate::error::ApiError;
         (name = "releases", description = "HGNC releases: which one answers, the kept ones, what changed between two, a gene's history"),
         (name = "jobs", description = "Jobs: submit, follow (also live, as server-sent events), cancel, retry, pause the queue, dead letters"),
         (name = "images", description = "Plots: make one (a job), fetch the PNG"),
+        (name = "hgnc", description = "HGNC's own REST API (rest.genenames.org), answered from the loaded release: its clients work with this base URL, or with gene-api as their HTTP proxy"),
         (name = "operations", description = "Probes, metrics, this contract, the dashboard"),
     )
 )]

@@ -17,6 +17,7 @@ mod docs;
 mod events;
 mod gate;
 mod genes;
+mod hgnc;
 mod image;
 mod jobs;
 mod listing;
@@ -91,6 +92,9 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
     // `/genes` ninth; the paths do not overlap, so the order changes nothing
     // else).
     let reads = genes::routes(&state)
+        // Before search's `/info`: HGNC's `/info`, for requests addressed to HGNC.
+        .or(hgnc::routes(&state))
+        .unify()
         .or(search::routes(&state))
         .unify()
         .or(data::routes(&state))
@@ -342,6 +346,14 @@ fn route_template(path: &str) -> &'static str {
         ["releases", _] => "/releases/{release}",
         ["releases", _, "diff", _] => "/releases/{from}/diff/{to}",
         ["search"] => "/search",
+        ["hgnc", "info"] => "/hgnc/info",
+        ["hgnc", "fetch", _, _] => "/hgnc/fetch/{field}/{term}",
+        ["hgnc", "search", _] => "/hgnc/search/{query}",
+        ["hgnc", "search", _, _] => "/hgnc/search/{field}/{query}",
+        // The same, asked through gene-api as an HTTP proxy (see hgnc.rs).
+        ["fetch", _, _] => "/fetch/{field}/{term}",
+        ["search", _] => "/search/{query}",
+        ["search", _, _] => "/search/{field}/{query}",
         ["info"] => "/info",
         ["events"] => "/events",
         ["image"] => "/image",

@@ -354,9 +354,43 @@ pub fn terms(q: &Query) -> Vec<&Term> {
     out
 }
 
+impl Query {
+    /// The query with `field` for every term that names none: HGNC's
+    /// `/search/<field>/<query>`, where the path names the default field.
+    pub fn with_default_field(self, field: &str) -> Query {
+        match self {
+            Query::Term(mut t) => {
+                t.field.get_or_insert_with(|| field.to_string());
+                Query::Term(t)
+            }
+            Query::And(a, b) => Query::And(
+                Box::new(a.with_default_field(field)),
+                Box::new(b.with_default_field(field)),
+            ),
+            Query::Or(a, b) => Query::Or(
+                Box::new(a.with_default_field(field)),
+                Box::new(b.with_default_field(field)),
+            ),
+            Query::Not(a) => Query::Not(Box::new(a.with_default_field(field))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_field_goes_to_the_terms_that_name_none() {
+        let q = parse("ZNF* AND status:Approved NOT (ZNF3 OR name:x)")
+            .unwrap()
+            .with_default_field("symbol");
+        let fields: Vec<Option<&str>> = terms(&q).iter().map(|t| t.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            [Some("symbol"), Some("status"), Some("symbol"), Some("name")]
+        );
+    }
 
     fn t(field: Option<&str>, text: &str, wildcard: bool, at: usize) -> Query {
         Query::Term(Term {

@@ -4,6 +4,7 @@ mod data;
 mod errors;
 mod finding;
 mod helpers;
+mod hgnc;
 mod image;
 mod jobs;
 mod memory;
