@@ -179,7 +179,7 @@ pub struct HgncSearchDoc {
 }
 
 #[utoipa::path(
-    get, path = "/hgnc/info", tag = "hgnc",
+    get, path = "/hgnc/info", tag = "hgnc", operation_id = "hgnc_info",
     params(("Accept" = Option<String>, Header, description = "`application/json` for JSON; XML otherwise, as HGNC")),
     responses((status = 200, description = "HGNC's `info`: when the data was last updated, how many records, the searchable and stored fields", content((HgncInfo = "application/json"), (String = "application/xml"))),
         (status = 404, description = "No data set is loaded (`no_data`)", body = ErrorBody),
@@ -215,7 +215,7 @@ async fn info(
 }
 
 #[utoipa::path(
-    get, path = "/hgnc/fetch/{field}/{term}", tag = "hgnc",
+    get, path = "/hgnc/fetch/{field}/{term}", tag = "hgnc", operation_id = "hgnc_fetch",
     params(("field" = String, Path, description = "A searchable field (`info` lists them), e.g. `symbol`, `hgnc_id`, `entrez_id`"),
         ("term" = String, Path, description = "The exact value (case-insensitive; a list field matches if any element does), e.g. `ZNF3`"),
         ("Accept" = Option<String>, Header, description = "`application/json` for JSON; XML otherwise, as HGNC")),
@@ -267,7 +267,7 @@ async fn fetch(
 }
 
 #[utoipa::path(
-    get, path = "/hgnc/search/{query}", tag = "hgnc",
+    get, path = "/hgnc/search/{query}", tag = "hgnc", operation_id = "hgnc_search",
     params(("query" = String, Path, description = "A query, `+` for a space: `BRAF`, `ZNF*`, `symbol:ZNF*+AND+status:Approved`, `ZNF3+OR+ZNF12`. A bare term searches symbol, alias_symbol and prev_symbol", min_length = 1, max_length = 512),
         ("Accept" = Option<String>, Header, description = "`application/json` for JSON; XML otherwise, as HGNC")),
     responses((status = 200, description = "HGNC's `search`: every match's hgnc_id, symbol and score, best first", content((HgncSearch = "application/json"), (String = "application/xml"))),
@@ -285,7 +285,7 @@ async fn search_all(
 }
 
 #[utoipa::path(
-    get, path = "/hgnc/search/{field}/{query}", tag = "hgnc",
+    get, path = "/hgnc/search/{field}/{query}", tag = "hgnc", operation_id = "hgnc_search_field",
     params(("field" = String, Path, description = "The field a term without `field:` searches, e.g. `symbol`"),
         ("query" = String, Path, description = "A query, `+` for a space: `ZNF*`, `ZNF*+AND+status:Approved`, `ZNF*+NOT+status:Approved`", min_length = 1, max_length = 512),
         ("Accept" = Option<String>, Header, description = "`application/json` for JSON; XML otherwise, as HGNC")),

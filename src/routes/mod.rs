@@ -28,6 +28,7 @@ mod search;
 mod whoami;
 
 pub use docs::ApiDoc;
+pub use hgnc::HGNC_HOST;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -294,6 +295,14 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/jobs/{job_id}",
     "/jobs/{job_id}/retry",
     "/jobs/{job_id}/events",
+    "/hgnc/info",
+    "/hgnc/fetch/{field}/{term}",
+    "/hgnc/search/{query}",
+    "/hgnc/search/{field}/{query}",
+    // Only for requests addressed to rest.genenames.org (see hgnc.rs).
+    "/fetch/{field}/{term}",
+    "/search/{query}",
+    "/search/{field}/{query}",
 ];
 
 /// A path of `template` with each placeholder filled in with a well-formed
@@ -308,6 +317,9 @@ pub fn example_path(template: &str) -> String {
         .replace("{release}", "live")
         .replace("{from}", "live")
         .replace("{to}", "live")
+        .replace("{field}", "symbol")
+        .replace("{term}", "A1BG")
+        .replace("{query}", "A1BG")
 }
 
 /// The route template a path belongs to, as the metrics label it: ids become
