@@ -70,7 +70,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    gene_api::telemetry::init_with("info", settings.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,7 +80,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    if let Err(e) = gene_api::telemetry::init_service(
+        "info",
+        settings.log.format,
+        runtime.handle(),
+        mode.as_str(),
+    ) {
+        eprintln!("gene-api: {e}");
+        return ExitCode::from(2);
+    }
+    let code = runtime.block_on(async move {
         let app = match Application::build(settings, mode).await {
             Ok(app) => app,
             Err(e) => {
@@ -101,7 +109,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The exporter's last batch goes out on the runtime: before it is dropped.
+    gene_api::telemetry::otel::shutdown();
+    code
 }
 
 fn keygen(name: &str, scope: &str) -> ExitCode {

@@ -1,11 +1,17 @@
 //! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as
 //! text for people or as JSON lines for log collectors
-//! (`GENE_API__LOG__FORMAT=json`, what the deployment files use).
+//! (`GENE_API__LOG__FORMAT=json`, what the deployment files use); and, when
+//! the standard OpenTelemetry variables ask for it, the same spans exported
+//! as traces ([`otel`]).
+
+pub mod otel;
 
 use std::io::IsTerminal;
 
 use serde::Deserialize;
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,21 +44,49 @@ pub fn init(default_filter: &str) {
 
 /// Installs the global subscriber once, in `format`.
 pub fn init_with(default_filter: &str, format: LogFormat) {
+    install(default_filter, format, None);
+}
+
+/// The service's subscriber: [`init_with`], plus the OpenTelemetry layer when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set. `runtime`
+/// runs the exporter's requests; `mode` names the process in its traces.
+/// A bad setting is an error, so that start-up stops and says which.
+pub fn init_service(
+    default_filter: &str,
+    format: LogFormat,
+    runtime: &tokio::runtime::Handle,
+    mode: &str,
+) -> Result<(), String> {
+    let traces = otel::layer(runtime, mode)?;
+    install(default_filter, format, traces);
+    Ok(())
+}
+
+type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+fn install(default_filter: &str, format: LogFormat, traces: Option<Boxed>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(use_colour()).try_init(),
-        LogFormat::Json => builder
+    let lines: Boxed = match format {
+        LogFormat::Text => fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_ansi(use_colour())
+            .boxed(),
+        LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let mut layers = vec![lines];
+    layers.extend(traces);
+    let _ = tracing_subscriber::registry()
+        .with(layers.with_filter(filter))
+        .try_init();
 }
 
 /// Colour only for a person at a terminal: a pipe, a file or `kubectl logs`

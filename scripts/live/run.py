@@ -11,6 +11,11 @@ processes) on a real Redis, checked from outside by real tools.
   3. events     every event of GET /events while a plot runs conforms to the
                 documented event schema (the endless stream cannot go through
                 schemathesis; this is its conformance check).
+     traces     every process exports OpenTelemetry traces (OTLP/HTTP) to
+                scripts/live/otlp_receiver.py: a plot submitted through the
+                api and run by a worker process is one trace, the worker's
+                span a child of the request's, which continues the client's
+                traceparent; the job record and its events name the trace.
   4. fuzz       schemathesis against the running service, sample loaded: no
                 5xx, every status code, content type, header and body as the
                 contract says.
@@ -91,8 +96,8 @@ def wait_until(what, fn, timeout=30, every=0.25):
 class Stack:
     """Redis, `gene-api api`, two `gene-api worker`s, each with its log in `work`."""
 
-    def __init__(self, binary, work):
-        self.binary, self.work = binary, work
+    def __init__(self, binary, work, venv_bin):
+        self.binary, self.work, self.venv_bin = binary, work, venv_bin
         # Keys on, as in the deployments: an admin key and a write key from
         # the binary's own `keygen` (stdout: the key, then the keys-file line).
         self.keys_file = os.path.join(work, "keys")
@@ -109,6 +114,8 @@ class Stack:
         self.worker_ports = [free_port(), free_port()]
         # Two more origins for the CORS step: one listed, one not.
         self.cors_ports = [free_port(), free_port()]
+        # The OTLP receiver every process sends its traces to.
+        self.otlp_port = free_port()
 
     def start(self, name, argv, env=None):
         log = open(os.path.join(self.work, f"{name}.log"), "wb")
@@ -133,6 +140,10 @@ class Stack:
             "GENE_API__LIMITS__REQUESTS_PER_SECOND": "0",
             "GENE_API__LIMITS__SUBMISSIONS_PER_SECOND": "0",
             "RUST_LOG": "info",
+            # The standard OpenTelemetry variables: traces on, batches sent
+            # every 200 ms (default 5 s) so the check need not wait.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.otlp_port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
             **extra,
         }
 
@@ -140,6 +151,9 @@ class Stack:
         self.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"])
         wait_until("redis-server answers", lambda: socket.create_connection(("127.0.0.1", self.redis_port)).close() or True)
+        self.start("otlp", [os.path.join(self.venv_bin, "python"),
+                            os.path.join(ROOT, "scripts", "live", "otlp_receiver.py"), "--port", str(self.otlp_port)])
+        wait_until("the OTLP receiver answers", lambda: http("GET", f"{self.otlp}/spans")[0] == 200)
         self.start("api", [self.binary, "api"], self.env())
         for i, port in enumerate(self.worker_ports):
             self.start(f"worker{i}", [self.binary, "worker"],
@@ -151,6 +165,10 @@ class Stack:
     @property
     def api(self):
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def otlp(self):
+        return f"http://127.0.0.1:{self.otlp_port}"
 
     def down(self):
         for p in self.procs.values():
@@ -379,6 +397,63 @@ def check_fuzz(stack, venv_bin, examples):
         raise Failed(f"POST /jobs/resume after the fuzz run answered {status}: {body}")
 
 
+def check_traces(stack):
+    step("traces: one trace from the request to the PNG, across the api and a worker")
+    spans_of = lambda trace: [s for s in json.loads(http("GET", f"{stack.otlp}/spans")[2])
+                              if s["trace_id"] == trace]
+
+    def plot(headers, width):
+        status, _, raw = http("POST", f"{stack.api}/image?kind=chromosome&width={width}&height=200",
+                              headers={"Prefer": "wait=3", **stack.auth, **headers})
+        job = json.loads(raw)
+        if status != 200 or job.get("status") != "done":
+            raise Failed(f"POST /image with Prefer: wait: {status} {raw[:300]!r}")
+        return job
+
+    def chain(trace, parent):
+        """The api's request span (under `parent`) and the worker's run under it."""
+        def found():
+            spans = spans_of(trace)
+            request = [s for s in spans if s["name"] == "POST /image" and s["parent_span_id"] == parent]
+            runs = [s for s in spans if s["name"] == "run plot"]
+            return (request, runs, spans) if request and runs else None
+        request, runs, spans = wait_until(f"the spans of trace {trace} at the receiver", found, timeout=15)
+        (req,), (work,) = request, runs
+        if req["kind"] != 2 or req["resource"].get("gene_api.mode") != "api":
+            raise Failed(f"the request span is not the api's SERVER span: {req}")
+        if work["parent_span_id"] != req["span_id"] or work["kind"] != 5:
+            raise Failed(f"the worker's span is not a CONSUMER child of the request's: {work} / {req}")
+        if work["resource"].get("gene_api.mode") != "worker" \
+                or work["resource"].get("process.pid") == req["resource"].get("process.pid"):
+            raise Failed(f"the run is not in a worker process: {work['resource']} / {req['resource']}")
+        if work["start_ns"] < req["start_ns"]:
+            raise Failed("the worker's span starts before the request's")
+        return req, work, spans
+
+    # A client that sends its own W3C traceparent: the request continues it.
+    trace, parent = os.urandom(16).hex(), os.urandom(8).hex()
+    job = plot({"traceparent": f"00-{trace}-{parent}-01"}, 333)
+    if job.get("trace_id") != trace:
+        raise Failed(f"the job record does not name the client's trace {trace}: {job}")
+    req, work, spans = chain(trace, parent)
+    if work["attributes"].get("job_id") != job["id"]:
+        raise Failed(f"the worker's span does not name the job: {work['attributes']}")
+    status, _, raw = http("GET", f"{stack.api}/jobs/{job['id']}/events", headers=stack.auth)
+    done = [json.loads(line[5:]) for line in raw.decode().splitlines() if line.startswith("data:")]
+    if status != 200 or not done or any(d.get("trace_id") != trace for d in done):
+        raise Failed(f"the job's events do not all carry trace_id {trace}: {status} {done}")
+    ok(f"traceparent {trace[:8]}..: POST /image (api pid {req['resource']['process.pid']}) -> "
+       f"run plot (worker pid {work['resource']['process.pid']}), {len(spans)} spans in the trace; "
+       f"the record and its {len(done)} event(s) name it")
+    # No traceparent: a trace of its own, rooted at the request.
+    job = plot({}, 334)
+    trace = job.get("trace_id") or ""
+    if len(trace) != 32 or trace == "0" * 32:
+        raise Failed(f"a job submitted without a traceparent has no trace of its own: {job}")
+    chain(trace, "")
+    ok(f"no traceparent: a new trace {trace[:8]}.. rooted at the api's request, the worker's run its child")
+
+
 def check_cors(stack, venv_bin):
     step("cors: a page of another origin in headless Chromium")
     stack.load()
@@ -423,7 +498,7 @@ def main():
     ap.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "50")))
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="gene-api-live.")
-    stack = Stack(os.path.abspath(args.bin), work)
+    stack = Stack(os.path.abspath(args.bin), work, args.venv_bin)
     started = time.monotonic()
     try:
         stack.up()
@@ -431,6 +506,7 @@ def main():
         stack.load()
         check_prometheus(stack)
         check_events(stack, spec)
+        check_traces(stack)
         check_fuzz(stack, args.venv_bin, args.examples)
         check_cors(stack, args.venv_bin)
         check_hgnc_client(stack, args.venv_bin)

@@ -154,6 +154,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub cancel_requested_at: Option<String>,
+    /// The OpenTelemetry trace the job belongs to (32 hex digits), when
+    /// traces are exported: the submitting request's, continued by the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Now as RFC 3339 with milliseconds, UTC.
@@ -187,6 +191,7 @@ impl Job {
             progress: None,
             result: None,
             cancel_requested_at: None,
+            trace_id: None,
         }
     }
 

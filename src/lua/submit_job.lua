@@ -7,7 +7,8 @@
 -- K[1] job, K[2] jobs index, K[3] stream, K[4] events, K[5] optional.
 -- A[1] record, A[2] TTL, A[3] now (ms), A[4] jobs index size,
 -- A[5] command JSON, A[6] events maxlen, A[7] job id, A[8] kind,
--- A[9] max backlog (0: none), A[10] consumer group.
+-- A[9] max backlog (0: none), A[10] consumer group, A[11] the W3C
+-- traceparent of the submitting request, or '' (none: traces are off).
 -- Returns {'queued'}, {'no_data'} when K[5] is missing, or {'busy',
 -- backlog} when the backlog is at the limit already; only 'queued' writes.
 local function submit_job(K, A)
@@ -20,7 +21,11 @@ local function submit_job(K, A)
   redis.call('SET', K[1], A[1], 'EX', A[2])
   redis.call('ZADD', K[2], A[3], A[7])
   redis.call('ZREMRANGEBYRANK', K[2], 0, -tonumber(A[4]) - 1)
-  redis.call('XADD', K[3], '*', 'job', A[7], 'cmd', A[5])
+  if A[11] ~= '' then
+    redis.call('XADD', K[3], '*', 'job', A[7], 'cmd', A[5], 'trace', A[11])
+  else
+    redis.call('XADD', K[3], '*', 'job', A[7], 'cmd', A[5])
+  end
   emit(K[4], A[6], A[7], A[8], 'queued', A[1])
   return {'queued'}
 end

@@ -27,6 +27,9 @@ struct Entry<'a> {
     command: Option<Command>,
     /// Which round of runs the entry belongs to (see `reset_job.lua`).
     retry: String,
+    /// The W3C `traceparent` of the request that submitted it, when traces
+    /// were on there.
+    trace: Option<String>,
 }
 
 impl<'a> Entry<'a> {
@@ -43,6 +46,7 @@ impl<'a> Entry<'a> {
             job_id: field("job").and_then(|s| s.parse().ok()),
             command: field("cmd").and_then(|s| serde_json::from_str(&s).ok()),
             retry: field("retry").unwrap_or_else(|| "0".into()),
+            trace: field("trace"),
         }
     }
 }
@@ -76,7 +80,22 @@ impl Pipeline {
                 .dead_letter(&mut conn, raw, entry.job_id, reason, deliveries)
                 .await;
         };
-        let span = tracing::info_span!("job", job_id = %job_id, entry = %raw.id, consumer);
+        let span = tracing::info_span!(
+            "job",
+            job_id = %job_id,
+            entry = %raw.id,
+            consumer,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        );
+        // Filled in only for traces, so that log lines stay as they were.
+        if crate::telemetry::otel::on() {
+            span.record("otel.name", format!("run {}", command.kind().as_str()));
+            span.record("otel.kind", "consumer");
+            if let Some(traceparent) = &entry.trace {
+                crate::telemetry::otel::continue_from(&span, traceparent);
+            }
+        }
         async move {
             let max = self.settings.pipeline.max_attempts as usize;
             if deliveries > max {

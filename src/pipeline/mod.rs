@@ -34,6 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, RedisResult};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 pub use control::{Backlog, Cancel, ControlError, DeadEntry, QueueState, Stats};
 pub use reclaimer::Reclaimer;
@@ -172,20 +173,35 @@ impl Pipeline {
     /// [`Self::submit`], once per Idempotency-Key when `once` is given: the
     /// same request again answers the first one's job, another request under
     /// the same key is refused; both decided in the script that queues.
-    #[tracing::instrument(skip_all, fields(kind = ?command.kind()))]
     pub async fn submit_once(
         &self,
         command: Command,
         once: Option<&Once>,
     ) -> Result<Submitted, SubmitError> {
-        let job = Job::new(command, self.settings.pipeline.max_attempts);
+        // Taken before this step's own span: the worker's run of the job is
+        // a child of the submitting request's span.
+        let trace = crate::telemetry::otel::current();
+        let span = tracing::info_span!("submit_once", kind = ?command.kind());
+        self.submit_in_span(command, once, trace)
+            .instrument(span)
+            .await
+    }
+
+    async fn submit_in_span(
+        &self,
+        command: Command,
+        once: Option<&Once>,
+        trace: Option<(String, String)>,
+    ) -> Result<Submitted, SubmitError> {
+        let mut job = Job::new(command, self.settings.pipeline.max_attempts);
+        job.trace_id = trace.as_ref().map(|(_, id)| id.clone());
         let script_of = if once.is_some() {
             &lua::SUBMIT_ONCE
         } else {
             &lua::SUBMIT_JOB
         };
         let mut script = script_of.prepare_invoke();
-        self.add_submission(&mut script, &job);
+        self.add_submission(&mut script, &job, trace.as_ref().map(|(tp, _)| tp.as_str()));
         match once {
             Some(once) => {
                 let data = if job.params.needs_data() {
@@ -248,9 +264,14 @@ impl Pipeline {
     }
 
     /// Adds the keys and arguments of `submit_job` (submit_job.lua) for
-    /// `job` to `script`: KEYS[1..4] and ARGV[1..10]; a script may add more
-    /// after them.
-    fn add_submission(&self, script: &mut redis::ScriptInvocation<'_>, job: &Job) {
+    /// `job` to `script`: KEYS[1..4] and ARGV[1..11]; a script may add more
+    /// after them. `traceparent` goes into the stream entry.
+    fn add_submission(
+        &self,
+        script: &mut redis::ScriptInvocation<'_>,
+        job: &Job,
+        traceparent: Option<&str>,
+    ) {
         let keys = &self.store.keys;
         let p = &self.settings.pipeline;
         script
@@ -267,7 +288,8 @@ impl Pipeline {
             .arg(job.id.to_string())
             .arg(job.kind.as_str())
             .arg(self.settings.limits.max_backlog)
-            .arg(keys.group());
+            .arg(keys.group())
+            .arg(traceparent.unwrap_or(""));
     }
 
     /// What `submit_job`'s `reply` means for `job`; a queued job is logged

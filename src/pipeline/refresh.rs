@@ -87,7 +87,7 @@ impl Refresh {
             return Ok(TickOutcome::NothingDue);
         };
         let mut script = lua::SCHEDULE_TICK.prepare_invoke();
-        self.pipeline.add_submission(&mut script, &job);
+        self.pipeline.add_submission(&mut script, &job, None);
         script
             .key(self.pipeline.store.keys.refresh_schedule())
             .arg(tick);

@@ -139,6 +139,27 @@ pub fn api(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .and(served)
         .map(with_allow)
         .with(warp::log::custom(access_log))
+        .with(warp::trace(request_span))
+}
+
+/// A request's span, when traces are exported (else none, at no cost): it
+/// continues the W3C `traceparent` the client sent, and a job submitted
+/// under it carries it to the worker (see `telemetry/otel.rs`).
+fn request_span(info: warp::trace::Info<'_>) -> tracing::Span {
+    if !crate::telemetry::otel::on() {
+        return tracing::Span::none();
+    }
+    let route = route_template(info.path());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {route}", info.method()),
+        otel.kind = "server",
+        http.request.method = %info.method(),
+        http.route = route,
+        url.path = info.path(),
+    );
+    crate::telemetry::otel::continue_from_headers(&span, info.request_headers());
+    span
 }
 
 /// A 405 names the methods its route does answer (`Allow`, required by RFC
