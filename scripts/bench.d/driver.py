@@ -1245,11 +1245,12 @@ class Bench(ReleaseFigures, FailoverFigures, ScaleFigures):
             ("20 point reads from memory", self.memory_reads),
             ("21 reads with GENE_API__CACHE__RECORDS=false", self.cache_records_cost),
             ("22 load of 1x, 2x, 4x the data set", self.load_scaling),
+            ("23 traces cost", self.traces_cost),
             ("6 footprint (end)", self.footprint_end),
         ]
         if self.a.only:
             # A development run: the set-up steps and the named figures only;
-            # the table has the rows of figures 11-22 that ran (figures 1-10
+            # the table has the rows of figures 11-23 that ran (figures 1-10
             # need each other's numbers); the raw numbers still go to --json.
             wanted = {w.strip() for w in self.a.only.split(",") if w.strip()}
             setup = {"machine", "reading the source", "1 load", "checking reads against the source", "the cache-off server (figures 4 and 5)"}
@@ -1312,7 +1313,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--json")
     p.add_argument("--only", help="comma-separated figure numbers (e.g. 5,7): those figures only; "
-                                     "the table has the rows of figures 11-22 that ran")
+                                     "the table has the rows of figures 11-23 that ran")
     a = p.parse_args()
     try:
         Bench(a).run()

@@ -384,6 +384,51 @@ class ScaleFigures:
         pools = [p for p in pools if p]
         return [rng.choice(pools[i % len(pools)]) for i in range(10_000)]
 
+    def traces_cost(self):
+        """Figure 23: point reads with OpenTelemetry traces exported (each
+        request a span, batched over OTLP/HTTP to a receiver) beside the same
+        api with traces off, by turns on two processes alike otherwise."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        got = {"requests": 0, "bytes": 0}
+
+        class Receiver(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(n)
+                got["requests"] += 1
+                got["bytes"] += n
+                # An empty ExportTraceServiceResponse is zero bytes of protobuf.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        def check(ports):
+            # The "on" side really exported (the "off" one has nowhere to send).
+            if got["requests"] == 0 or got["bytes"] == 0:
+                raise BenchError("the traces-on api sent no spans to the OTLP receiver")
+
+        try:
+            rps, _ = self.side_by_side(
+                "traces",
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                 "OTEL_BSP_SCHEDULE_DELAY": "200"},
+                {}, after=check)
+        finally:
+            server.shutdown()
+        self.raw["traces_cost"] = {**paired(rps), "export_requests": got["requests"],
+                                   "export_bytes": got["bytes"]}
+        t = self.raw["traces_cost"]
+        log(f"point reads, traces exported {t['on_median']:.0f} req/s, off {t['off_median']:.0f} req/s "
+            f"(medians of {len(rps['on'])}); median of the paired ratios {t['ratio']:.3f}; "
+            f"{got['requests']} OTLP exports, {got['bytes']:,} bytes")
+
     def cache_records_cost(self):
         """The same reads on two api processes: the default settings, and
         GENE_API__CACHE__RECORDS=false (a Redis read per request)."""
@@ -585,6 +630,11 @@ class ScaleFigures:
                   ls[k]["median_s"] * 1000, "ms", one["median_s"] * 1000 * int(k),
                   f"linear growth: the 1x load ({one['median_s'] * 1000:.0f} ms) x {k}",
                   ls[k]["median_s"] / one["median_s"] / int(k))
+        t = r.get("traces_cost")
+        if t:
+            R(f"23 point reads with OpenTelemetry traces exported (median of {len(t['on_req_s'])} paired turns)",
+              t["on_median"], "req/s", t["off_median"], "the same, traces off (no OTEL_EXPORTER_OTLP_ENDPOINT)",
+              t["ratio"])
 
     def scale_notes(self):
         """The scaling table of BENCHMARKS.md (figures 18, 19 and 22), and what
