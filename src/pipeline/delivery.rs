@@ -378,7 +378,8 @@ impl Pipeline {
         ctx.progress = Progress::new(tx);
         ctx.stop = stop;
         let (id, cmd) = (job.id, command.clone());
-        let run = tokio::spawn(async move { cmd.run(&ctx, &id).await });
+        // In the job's span, so that what the job logs names it.
+        let run = tokio::spawn(async move { cmd.run(&ctx, &id).await }.in_current_span());
         let mut run = std::pin::pin!(run);
 
         let every = self.settings.pipeline.reclaim_after / 3;

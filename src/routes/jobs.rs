@@ -320,7 +320,7 @@ async fn cancel_job(raw_id: String, pipeline: Pipeline) -> Result<Response, ApiE
         Err(ControlError::WrongState(job)) => Err(wrong_state(
             "job_finished",
             format!(
-                "job {id} is {} already; only queued or retrying jobs can be cancelled",
+                "job {id} is {} already; only queued, retrying or running jobs can be cancelled",
                 job.status.as_str()
             ),
             *job,
