@@ -10,7 +10,9 @@
 //!
 //! The stop key holds `requested <round> <time>` or `committed <round>
 //! <reason>`, where the round is the record's `retries`: a retried job starts
-//! with a clean slate without anyone deleting the key.
+//! with a clean slate without anyone deleting the key. The write that
+//! finishes a job removes it (the record answers a cancel from then on), so
+//! keys do not pile up with the jobs.
 
 use std::sync::Arc;
 

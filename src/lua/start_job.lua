@@ -26,6 +26,7 @@ if state == 'requested' then
   job['progress'] = nil
   local new = cjson.encode(job)
   redis.call('SET', KEYS[2], new, 'EX', ARGV[8])
+  redis.call('DEL', KEYS[4])
   emit(KEYS[3], ARGV[6], job['id'], job['kind'], 'cancelled', new)
   return {'cancelled', new}
 end

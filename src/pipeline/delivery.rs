@@ -354,6 +354,7 @@ impl Pipeline {
                 if !job.status.is_finished() {
                     job.mark_failed(reason);
                     self.queue_record_and_event(&mut pipe, &job);
+                    pipe.del(keys.job_stop(&id)).ignore();
                 }
             }
         }

@@ -314,6 +314,14 @@ async fn cancel_stops_queued_jobs_for_good_and_races_with_workers_cleanly() {
         "no cancel won the race: {tally:?}"
     );
     assert!(pending_by_consumer(&redis).values().all(|n| *n == 0));
+    let stop_keys: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:job-stop:*")
+        .query(&mut redis.conn(0))
+        .unwrap();
+    assert!(
+        stop_keys.is_empty(),
+        "finished jobs leave no stop key: {stop_keys:?}"
+    );
     // Only the jobs that ended `done` left an image.
     let stored: Vec<String> = redis::cmd("KEYS")
         .arg("gene-api:image:*")
@@ -903,4 +911,12 @@ async fn a_running_load_asked_to_stop_ends_cancelled_and_leaves_nothing_behind()
         "the 2021 records went again"
     );
     assert_eq!(live_release(&api).await, r2);
+    let stop_keys: Vec<String> = redis::cmd("KEYS")
+        .arg("gene-api:job-stop:*")
+        .query(&mut redis.conn(0))
+        .unwrap();
+    assert!(
+        stop_keys.is_empty(),
+        "finished jobs leave no stop key: {stop_keys:?}"
+    );
 }

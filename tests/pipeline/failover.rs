@@ -765,4 +765,8 @@ async fn a_load_past_its_point_of_no_return_refuses_a_cancel_and_says_why() {
     let records = wait_all_finished_at(primary, std::slice::from_ref(&id), Duration::from_secs(40));
     assert_eq!(records[&id]["status"], "done", "{}", records[&id]);
     assert!(records[&id].get("cancel_requested_at").is_none());
+    assert!(
+        stop_keys(&mut conn(primary)).is_empty(),
+        "the finished load's stop key went"
+    );
 }
